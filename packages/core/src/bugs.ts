@@ -1,0 +1,33 @@
+/**
+ * Known protocol bugs that can be switched on one at a time, to prove that the
+ * simulator and the checker catch them (a test that cannot fail proves
+ * nothing). Never set outside tests.
+ */
+export const PLANTED_BUGS = [
+  /** The acceptor sends its promise or accepted reply before the state behind it is durable. */
+  "reply-before-persist",
+  /** The acceptor accepts a value at a ballot lower than its promise. */
+  "accept-lower-ballot",
+  /** A new leader ignores the values it found in Phase 1 and proposes no-ops. */
+  "ignore-promised-values",
+  /** The acceptor claims `noMoreAccepted` after the first chunk even when it accepted more. */
+  "no-more-accepted-early",
+  /** Slots at the leader's `firstUnchosen` (not only below it) are marked chosen. */
+  "chosen-off-by-one",
+  /** Slots below the leader's `firstUnchosen` are marked chosen whatever ballot they were accepted at. */
+  "chosen-any-ballot",
+  /** The session table is not consulted, so a retried command is applied again. */
+  "ignore-session-table",
+  /** A leader that promised a higher ballot keeps proposing at its old one. */
+  "propose-after-deposed",
+  /** A restarted replica forgets its promised ballot. */
+  "forget-promise-on-restart",
+  /** The leader serves reads without confirming with a quorum that it still leads. */
+  "read-without-quorum",
+] as const;
+
+export type PlantedBug = (typeof PLANTED_BUGS)[number];
+
+export type PlantedBugs = ReadonlySet<PlantedBug>;
+
+export const NO_BUGS: PlantedBugs = new Set();

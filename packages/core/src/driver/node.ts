@@ -1,0 +1,396 @@
+import type { NodeId } from "../ballot.js";
+import type { PlantedBugs } from "../bugs.js";
+import type { Clock } from "../clock.js";
+import { EpochChangedError, InvalidInputError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
+import { type MultiOpResult, type Outcome, type Snapshot, type StateMachine, StateMachineHost } from "../host.js";
+import type { Message } from "../messages.js";
+import { type Random, SeededRandom } from "../random.js";
+import { Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
+import { type Storage, isEmptyBatch } from "../storage.js";
+import type { Transport } from "../transport.js";
+import type { Command, CommandBody } from "../values.js";
+
+export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
+  readonly id: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly storage: Storage;
+  readonly transport: Transport;
+  readonly stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>;
+  /** Milliseconds per replica tick (default 50: a 500–1000 ms election timeout with the default 10 ticks). */
+  readonly tickMs?: number;
+  readonly replica?: Partial<ReplicaOptions>;
+  /** Sessions idle longer than this, by log time, expire (default 60 s). */
+  readonly sessionTtlMs?: number;
+  /** Take a snapshot after this many applied slots (default 10 000; 0 disables). */
+  readonly snapshotEverySlots?: number;
+  /** Keep this many slots of log behind a snapshot for lagging peers (default 1 000). */
+  readonly snapshotTailSlots?: number;
+  readonly clock?: Clock;
+  readonly random?: Random;
+  /** Test-only: planted protocol bugs. */
+  readonly bugs?: PlantedBugs;
+}
+
+type Listener<T> = (value: T) => void;
+
+export interface NodeEvents {
+  /** The leader this replica believes in changed (undefined: none known). */
+  leader: NodeId | undefined;
+  /** This replica's role changed. */
+  role: ReplicaStatus["role"];
+  /** The replica stopped because of an error it cannot continue after. */
+  fatal: Error;
+}
+
+interface Waiter {
+  resolve(outcome: Outcome): void;
+  reject(error: Error): void;
+}
+
+const monotonicClock: Clock = { now: () => performance.now() };
+
+/**
+ * Runs a `Replica` over real storage, transport and time: the driver of the
+ * sans-I/O core. It processes each `Ready` in order (send, persist, send
+ * replies, apply, advance), ticks on a timer, answers proposals once their
+ * slot is applied, and takes snapshots on a policy.
+ */
+export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = unknown, QueryResult = unknown> {
+  readonly id: NodeId;
+  private replica: Replica | undefined;
+  private readonly host: StateMachineHost<Op, Test, Result, Query, QueryResult>;
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly reads = new Map<number, { query: Query; resolve(value: QueryResult): void; reject(error: Error): void }>();
+  private readonly listeners: { [K in keyof NodeEvents]: Set<Listener<NodeEvents[K]>> } = {
+    leader: new Set(),
+    role: new Set(),
+    fatal: new Set(),
+  };
+  private timer: unknown;
+  private draining = false;
+  private drainScheduled = false;
+  private stopped = false;
+  private fatalError: Error | undefined;
+  private lastLeader: NodeId | undefined;
+  private lastRole: ReplicaStatus["role"] = "follower";
+  private readonly ownSession: string;
+  private ownSessionOpen: Promise<void> | undefined;
+  private nextSeq = 1;
+  private slotsSinceSnapshot = 0;
+  private snapshotting = false;
+
+  constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
+    if (!config.voters.includes(config.id)) throw new InvalidInputError("node config", `id ${config.id} is not among voters`);
+    this.id = config.id;
+    this.host = new StateMachineHost(config.stateMachine, {
+      sessionTtlMs: config.sessionTtlMs ?? 60_000,
+      voters: config.voters,
+      ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
+    });
+    this.ownSession = `${config.id}/${randomHex(config.random)}`;
+  }
+
+  /** Loads storage, restores the latest snapshot, and starts ticking and listening. */
+  async start(): Promise<void> {
+    const stored = await this.config.storage.load();
+    if (stored.snapshot !== undefined) this.host.restore(stored.snapshot);
+    this.replica = new Replica(
+      {
+        id: this.config.id,
+        voters: this.config.voters,
+        random: this.config.random ?? new SeededRandom(hashString(this.ownSession)),
+        clock: this.config.clock ?? monotonicClock,
+        ...(this.config.replica === undefined ? {} : { options: this.config.replica }),
+        ...(this.config.bugs === undefined ? {} : { bugs: this.config.bugs }),
+      },
+      { promised: stored.promised, records: stored.records, logStart: stored.logStart, appliedThrough: this.host.appliedThrough },
+    );
+    this.config.transport.onMessage((message) => this.onMessage(message));
+    this.timer = setInterval(() => this.input((replica) => replica.tick()), this.config.tickMs ?? 50);
+    this.scheduleDrain();
+  }
+
+  /** Stops ticking, fails everything pending, and closes transport and storage. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.failAll(new StoppedError());
+    await this.config.transport.close();
+    while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
+    await this.config.storage.close();
+  }
+
+  status(): ReplicaStatus & { readonly appliedThrough: number } {
+    return { ...this.requireReplica().status(), appliedThrough: this.host.appliedThrough };
+  }
+
+  on<K extends keyof NodeEvents>(event: K, listener: Listener<NodeEvents[K]>): () => void {
+    this.listeners[event].add(listener);
+    return () => this.listeners[event].delete(listener);
+  }
+
+  /**
+   * Proposes one operation on this replica's own session and resolves with its
+   * result once applied. Rejects with `NotLeaderError` on a follower. Retries
+   * after a leadership change with the same sequence number, so it applies at
+   * most once.
+   */
+  async propose(op: Op): Promise<Result> {
+    const outcome = await this.proposeOwn({ type: "op", op });
+    return outcome as Result;
+  }
+
+  /** Proposes a MultiOp: if every guard holds apply `top`, else `fop`, atomically. */
+  async proposeMulti(multi: { guard: readonly Test[]; top: readonly Op[]; fop: readonly Op[] }): Promise<MultiOpResult<Result>> {
+    const outcome = await this.proposeOwn({ type: "multi", guard: multi.guard, top: multi.top, fop: multi.fop });
+    return outcome as MultiOpResult<Result>;
+  }
+
+  /**
+   * Submits a client's command (its own session and sequence number) and
+   * resolves with its outcome. A command already applied returns its cached
+   * outcome. Used by client-facing servers.
+   */
+  submit(command: Command): Promise<Outcome> {
+    const cached = this.host.cachedOutcome(command.session, command.seq);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return new Promise<Outcome>((resolve, reject) => {
+      if (this.fatalError !== undefined) return reject(this.fatalError);
+      if (this.stopped) return reject(new StoppedError());
+      const key = waiterKey(command.session, command.seq);
+      try {
+        this.requireReplica().propose(command);
+      } catch (error) {
+        return reject(error);
+      }
+      this.waiters.get(key)?.reject(new EpochChangedError(undefined));
+      this.waiters.set(key, { resolve, reject });
+      this.scheduleDrain();
+    });
+  }
+
+  /** A linearizable read: confirmed with a quorum (read index), served after everything chosen before it is applied. */
+  read(query: Query): Promise<QueryResult> {
+    return new Promise<QueryResult>((resolve, reject) => {
+      if (this.fatalError !== undefined) return reject(this.fatalError);
+      if (this.stopped) return reject(new StoppedError());
+      try {
+        const id = this.requireReplica().read();
+        this.reads.set(id, { query, resolve, reject });
+      } catch (error) {
+        return reject(error);
+      }
+      this.scheduleDrain();
+    });
+  }
+
+  /** A local read of this replica's applied state: possibly stale, never blocked. */
+  readLocal(query: Query): { readonly value: QueryResult; readonly appliedThrough: number } {
+    return { value: this.host.query(query), appliedThrough: this.host.appliedThrough };
+  }
+
+  /** Takes a snapshot now, saves it, and compacts the log behind it. */
+  async snapshot(): Promise<Snapshot> {
+    const { write } = this.host.beginSnapshot();
+    const snapshot = await write();
+    await this.config.storage.saveSnapshot(snapshot);
+    const keep = this.config.snapshotTailSlots ?? 1000;
+    this.input((replica) => replica.compact(Math.max(0, snapshot.handle.slot + 1 - keep)));
+    return snapshot;
+  }
+
+  /** Delivers a message from the transport. Messages are validated by the transport at its boundary. */
+  private onMessage(message: Message): void {
+    this.input((replica) => replica.step(message));
+  }
+
+  private input(action: (replica: Replica) => void): void {
+    if (this.stopped || this.fatalError !== undefined || this.replica === undefined) return;
+    try {
+      action(this.replica);
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.scheduleDrain();
+  }
+
+  private async proposeOwn(body: CommandBody): Promise<unknown> {
+    await this.openOwnSession();
+    const command: Command = { session: this.ownSession, seq: this.nextSeq++, body };
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const outcome = await this.submit(command);
+        if (outcome.ok) return outcome.result;
+        throw errorFromReply(outcome.error);
+      } catch (error) {
+        // Leadership changed while in flight: retrying the same (session, seq)
+        // is exactly-once, so do it while this replica leads again.
+        if (!(error instanceof EpochChangedError) || attempt >= 3) throw error;
+        await new Promise<void>((resolve) => setTimeout(() => resolve(), this.config.tickMs ?? 50));
+      }
+    }
+  }
+
+  private openOwnSession(): Promise<void> {
+    if (this.ownSessionOpen === undefined) {
+      this.ownSessionOpen = this.submit({ session: this.ownSession, seq: 0, body: { type: "open-session" } }).then(
+        () => undefined,
+        (error: unknown) => {
+          this.ownSessionOpen = undefined;
+          throw error;
+        },
+      );
+    }
+    return this.ownSessionOpen;
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.draining) return;
+    this.drainScheduled = true;
+    queueMicrotask(() => {
+      this.drainScheduled = false;
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    const replica = this.replica;
+    if (this.draining || replica === undefined) return;
+    this.draining = true;
+    try {
+      while (!this.stopped && this.fatalError === undefined && replica.hasReady()) {
+        await this.handleReady(replica, replica.ready());
+      }
+      this.emitChanges(replica);
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handleReady(replica: Replica, ready: Ready): Promise<void> {
+    const transport = this.config.transport;
+    for (const message of ready.messages) transport.send(message);
+    if (!isEmptyBatch(ready.persist)) await this.config.storage.persist(ready.persist);
+    if (this.stopped) return;
+    for (const message of ready.messagesAfterPersist) transport.send(message);
+    for (const entry of ready.chosen) {
+      for (const applied of this.host.apply(entry)) {
+        const key = waiterKey(applied.command.session, applied.command.seq);
+        const waiter = this.waiters.get(key);
+        if (waiter === undefined) continue;
+        this.waiters.delete(key);
+        waiter.resolve(applied.outcome);
+      }
+      this.slotsSinceSnapshot += 1;
+    }
+    for (const read of ready.reads) {
+      const pending = this.reads.get(read.id);
+      if (pending === undefined) continue;
+      this.reads.delete(read.id);
+      pending.resolve(this.host.query(pending.query));
+    }
+    for (const failed of ready.failedReads) {
+      this.reads.get(failed.id)?.reject(failed.error);
+      this.reads.delete(failed.id);
+    }
+    for (const aborted of ready.aborted) {
+      const key = waiterKey(aborted.command.session, aborted.command.seq);
+      this.waiters.get(key)?.reject(aborted.error);
+      this.waiters.delete(key);
+    }
+    replica.advance(ready);
+    this.maybeSnapshot();
+  }
+
+  private maybeSnapshot(): void {
+    const every = this.config.snapshotEverySlots ?? 10_000;
+    if (every <= 0 || this.snapshotting || this.slotsSinceSnapshot < every) return;
+    this.snapshotting = true;
+    this.slotsSinceSnapshot = 0;
+    this.snapshot()
+      .catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))))
+      .finally(() => {
+        this.snapshotting = false;
+      });
+  }
+
+  private emitChanges(replica: Replica): void {
+    const status = replica.status();
+    if (status.leader !== this.lastLeader) {
+      this.lastLeader = status.leader;
+      for (const listener of this.listeners.leader) listener(status.leader);
+    }
+    if (status.role !== this.lastRole) {
+      this.lastRole = status.role;
+      for (const listener of this.listeners.role) listener(status.role);
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.fatalError !== undefined) return;
+    this.fatalError = error;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.failAll(error);
+    for (const listener of this.listeners.fatal) listener(error);
+  }
+
+  private failAll(error: Error): void {
+    for (const waiter of this.waiters.values()) waiter.reject(error);
+    this.waiters.clear();
+    for (const read of this.reads.values()) read.reject(error);
+    this.reads.clear();
+  }
+
+  private requireReplica(): Replica {
+    if (this.replica === undefined) throw new StoppedError("the node has not been started");
+    return this.replica;
+  }
+}
+
+/** Builds a typed error from a reply that crossed the state-machine boundary. */
+export function errorFromReply(reply: { code: string; message: string; leaderHint?: NodeId }): Error {
+  switch (reply.code) {
+    case "NOT_LEADER":
+      return new NotLeaderError(reply.leaderHint);
+    case "EPOCH_CHANGED":
+      return new EpochChangedError(reply.leaderHint);
+    default: {
+      const error = new ReplyError(reply.code, reply.message);
+      return error;
+    }
+  }
+}
+
+/** A typed error reported by the replicated state (session expired, stale sequence...). */
+export class ReplyError extends SynodError {
+  readonly retryable = false;
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function waiterKey(session: string, seq: number): string {
+  return `${session}\u0000${seq}`;
+}
+
+function randomHex(random: Random | undefined): string {
+  let out = "";
+  for (let index = 0; index < 4; index += 1) {
+    const word = random === undefined ? Math.floor(Math.random() * 0x100000000) : random.integer(0x100000000);
+    out += word.toString(16).padStart(8, "0");
+  }
+  return out;
+}
+
+function hashString(text: string): number {
+  let hash = 2166136261;
+  for (let index = 0; index < text.length; index += 1) hash = Math.imul(hash ^ text.charCodeAt(index), 16777619);
+  return hash >>> 0;
+}

@@ -1,0 +1,254 @@
+import type { NodeId } from "./ballot.js";
+import { NO_BUGS, type PlantedBugs } from "./bugs.js";
+import { type ErrorReply, SessionExpiredError, StaleSequenceError, invariant } from "./errors.js";
+import type { ChosenEntry, Command } from "./values.js";
+
+/** What an operation learns about where it is applied. Identical on every replica. */
+export interface ApplyContext {
+  /** The slot being applied. */
+  readonly slot: number;
+  /** The log clock of the slot's batch (milliseconds, never decreasing along the log). */
+  readonly time: number;
+  readonly session: string;
+  readonly seq: number;
+}
+
+/**
+ * A deterministic application on the replicated log. Every replica applies the
+ * same operations in the same order and must reach the same state: no clocks
+ * (use `context.time`), no randomness, no I/O, no iteration over unordered
+ * sources. `apply` and `test` must not throw: report bad operations in the
+ * result (a throw stops the replica, because skipping a slot would diverge).
+ *
+ * Never give a state machine a callable `then`: `await` would take it for a promise.
+ */
+export interface StateMachine<Op = unknown, Test = unknown, Result = unknown, Query = unknown, QueryResult = unknown> {
+  apply(op: Op, context: ApplyContext): Result;
+  /** A MultiOp guard: does `test` hold in the current state? */
+  test(test: Test, context: ApplyContext): boolean;
+  /** Answers a read from the applied state. */
+  query(query: Query): QueryResult;
+  /**
+   * Captures the current state, synchronously, and returns a function that
+   * serializes that capture later, while applying goes on (copy-on-write,
+   * persistent data structures, or a plain copy for small states).
+   */
+  snapshot(): () => Uint8Array | PromiseLike<Uint8Array>;
+  /** Replaces the state with a snapshot's. */
+  restore(data: Uint8Array): void;
+  /**
+   * Optional: a digest of the current state, for runtime consistency checks
+   * and the simulator's divergence detection. Equal states must give equal digests.
+   */
+  digest?(): string;
+}
+
+/** The result of a MultiOp: which branch ran, and each of its operations' results. */
+export interface MultiOpResult<Result = unknown> {
+  readonly succeeded: boolean;
+  readonly results: readonly Result[];
+}
+
+export type Outcome = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: ErrorReply };
+
+/** One applied command and its outcome, to answer the client that proposed it. */
+export interface AppliedCommand {
+  readonly command: Command;
+  readonly slot: number;
+  readonly outcome: Outcome;
+  /** True when this was a retry answered from the session table, not applied again. */
+  readonly duplicate: boolean;
+}
+
+interface SessionEntry {
+  lastSeq: number;
+  lastOutcome: Outcome;
+  lastActive: number;
+}
+
+/** A session as written in a snapshot handle. */
+export interface SessionRecord {
+  readonly session: string;
+  readonly lastSeq: number;
+  readonly lastOutcome: Outcome;
+  readonly lastActive: number;
+}
+
+/**
+ * What the log vouches for at a snapshot: the slot it reflects, the log time,
+ * the configuration and the session table. An application snapshot written
+ * against a handle, plus the handle, replaces the log up to `slot`.
+ */
+export interface SnapshotHandle {
+  readonly slot: number;
+  readonly time: number;
+  readonly voters: readonly NodeId[];
+  readonly sessions: readonly SessionRecord[];
+}
+
+export interface Snapshot {
+  readonly handle: SnapshotHandle;
+  readonly data: Uint8Array;
+}
+
+export interface HostOptions {
+  /** A session idle (by log time) for longer than this is expired, deterministically, at the next batch. */
+  readonly sessionTtlMs: number;
+  readonly voters: readonly NodeId[];
+  readonly bugs?: PlantedBugs;
+}
+
+const OK_NULL: Outcome = Object.freeze({ ok: true, result: null });
+
+/**
+ * Runs an application on chosen entries: the exactly-once session table,
+ * MultiOp evaluation, deterministic session expiry, and snapshot handles.
+ * Synchronous and deterministic, like the replica.
+ */
+export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Query = unknown, QueryResult = unknown> {
+  private readonly sessions = new Map<string, SessionEntry>();
+  private appliedThroughSlot = -1;
+  private logTime = 0;
+  private readonly bugs: PlantedBugs;
+
+  constructor(
+    readonly machine: StateMachine<Op, Test, Result, Query, QueryResult>,
+    private readonly options: HostOptions,
+  ) {
+    invariant(options.sessionTtlMs > 0, "sessionTtlMs must be positive");
+    this.bugs = options.bugs ?? NO_BUGS;
+  }
+
+  get appliedThrough(): number {
+    return this.appliedThroughSlot;
+  }
+
+  get time(): number {
+    return this.logTime;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  hasSession(session: string): boolean {
+    return this.sessions.has(session);
+  }
+
+  /** The cached outcome of `(session, seq)` if that command was already applied. */
+  cachedOutcome(session: string, seq: number): Outcome | undefined {
+    const entry = this.sessions.get(session);
+    return entry !== undefined && entry.lastSeq === seq ? entry.lastOutcome : undefined;
+  }
+
+  /** Applies one chosen slot; slots must come in order without gaps. */
+  apply(entry: ChosenEntry): AppliedCommand[] {
+    invariant(entry.slot === this.appliedThroughSlot + 1, () => `applying slot ${entry.slot} after ${this.appliedThroughSlot}`);
+    this.appliedThroughSlot = entry.slot;
+    const value = entry.value;
+    if (value.type !== "batch") return [];
+    if (value.time > this.logTime) this.logTime = value.time;
+    this.expireSessions();
+    const applied: AppliedCommand[] = [];
+    for (const command of value.commands) applied.push(this.applyCommand(entry.slot, command));
+    return applied;
+  }
+
+  query(query: Query): QueryResult {
+    return this.machine.query(query);
+  }
+
+  /**
+   * Takes a snapshot handle for the current applied slot and captures the
+   * application's state; `write()` serializes it later while applying goes on.
+   */
+  beginSnapshot(): { readonly handle: SnapshotHandle; readonly write: () => Promise<Snapshot> } {
+    const handle: SnapshotHandle = {
+      slot: this.appliedThroughSlot,
+      time: this.logTime,
+      voters: [...this.options.voters],
+      sessions: [...this.sessions].map(([session, entry]) => ({ session, ...entry })),
+    };
+    const serialize = this.machine.snapshot();
+    return { handle, write: async () => ({ handle, data: await serialize() }) };
+  }
+
+  /** Replaces the application state and the session table with a snapshot's. */
+  restore(snapshot: Snapshot): void {
+    this.machine.restore(snapshot.data);
+    this.sessions.clear();
+    for (const record of snapshot.handle.sessions) {
+      this.sessions.set(record.session, { lastSeq: record.lastSeq, lastOutcome: record.lastOutcome, lastActive: record.lastActive });
+    }
+    this.appliedThroughSlot = snapshot.handle.slot;
+    this.logTime = snapshot.handle.time;
+  }
+
+  /** A digest of sessions and application state at the applied slot (application digest when it provides one). */
+  digest(): string {
+    const app = this.machine.digest?.() ?? "";
+    let sessions = "";
+    for (const [session, entry] of this.sessions) sessions += `${session}:${entry.lastSeq};`;
+    return `${this.appliedThroughSlot}|${app}|${sessions}`;
+  }
+
+  private applyCommand(slot: number, command: Command): AppliedCommand {
+    const body = command.body;
+    const existing = this.sessions.get(command.session);
+    if (body.type === "open-session") {
+      if (existing === undefined) {
+        this.touch(command.session, { lastSeq: command.seq, lastOutcome: OK_NULL, lastActive: this.logTime });
+      }
+      return { command, slot, outcome: OK_NULL, duplicate: existing !== undefined };
+    }
+    if (existing === undefined) {
+      return { command, slot, outcome: errorOutcome(new SessionExpiredError(command.session)), duplicate: false };
+    }
+    if (!this.bugs.has("ignore-session-table")) {
+      if (command.seq === existing.lastSeq) {
+        this.touch(command.session, { ...existing, lastActive: this.logTime });
+        return { command, slot, outcome: existing.lastOutcome, duplicate: true };
+      }
+      if (command.seq < existing.lastSeq) {
+        return { command, slot, outcome: errorOutcome(new StaleSequenceError(command.session, command.seq, existing.lastSeq)), duplicate: true };
+      }
+    }
+    if (body.type === "close-session") {
+      this.sessions.delete(command.session);
+      return { command, slot, outcome: OK_NULL, duplicate: false };
+    }
+    const context: ApplyContext = { slot, time: this.logTime, session: command.session, seq: command.seq };
+    let result: unknown;
+    if (body.type === "op") {
+      result = this.machine.apply(body.op as Op, context);
+    } else {
+      const succeeded = body.guard.every((test) => this.machine.test(test as Test, context));
+      const branch = succeeded ? body.top : body.fop;
+      const results = branch.map((op) => this.machine.apply(op as Op, context));
+      result = { succeeded, results } satisfies MultiOpResult;
+    }
+    const outcome: Outcome = { ok: true, result };
+    this.touch(command.session, { lastSeq: command.seq, lastOutcome: outcome, lastActive: this.logTime });
+    return { command, slot, outcome, duplicate: false };
+  }
+
+  /** Re-inserts so that the Map's order is least recently active first. */
+  private touch(session: string, entry: SessionEntry): void {
+    this.sessions.delete(session);
+    this.sessions.set(session, entry);
+  }
+
+  private expireSessions(): void {
+    const deadline = this.logTime - this.options.sessionTtlMs;
+    for (const [session, entry] of this.sessions) {
+      if (entry.lastActive >= deadline) break;
+      this.sessions.delete(session);
+    }
+  }
+}
+
+export function errorOutcome(error: { code: string; message: string; leaderHint?: NodeId | undefined }): Outcome {
+  const reply: ErrorReply =
+    error.leaderHint === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, leaderHint: error.leaderHint };
+  return { ok: false, error: reply };
+}

@@ -1,0 +1,17 @@
+export * from "./ballot.js";
+export * from "./bugs.js";
+export type { Clock } from "./clock.js";
+export * from "./errors.js";
+export * from "./host.js";
+export type * from "./messages.js";
+export * from "./progress.js";
+export * from "./quorum.js";
+export * from "./random.js";
+export * from "./replica.js";
+export * from "./schema.js";
+export * from "./storage.js";
+export type { Transport } from "./transport.js";
+export * from "./values.js";
+export { MemoryStorage } from "./driver/memory-storage.js";
+export { MemoryNetwork } from "./driver/memory-transport.js";
+export { SynodNode, ReplyError, errorFromReply, type NodeConfig, type NodeEvents } from "./driver/node.js";

@@ -1,0 +1,127 @@
+import type { Ballot, NodeId } from "./ballot.js";
+import type { SlotRecord, Value } from "./values.js";
+
+/**
+ * Every message between replicas: a discriminated union on `type`. The zod
+ * schemas in `schema.ts` mirror these at the wire boundary, and a type test
+ * keeps the two equal.
+ */
+export type Message =
+  | PreVote
+  | PreVoteReply
+  | Prepare
+  | Promise
+  | Accept
+  | Accepted
+  | Reject
+  | Success
+  | Heartbeat
+  | HeartbeatReply;
+
+interface Envelope {
+  readonly from: NodeId;
+  readonly to: NodeId;
+}
+
+/**
+ * Asks whether the receiver would promise `ballot`, without changing any
+ * state. A node runs Phase 1 only after a quorum says yes, so a node that
+ * rejoins after a partition cannot depose a healthy leader by raising rounds.
+ */
+export interface PreVote extends Envelope {
+  readonly type: "pre-vote";
+  readonly ballot: Ballot;
+}
+
+export interface PreVoteReply extends Envelope {
+  readonly type: "pre-vote-reply";
+  readonly ballot: Ballot;
+  readonly granted: boolean;
+}
+
+/** Phase 1a for every slot from `fromSlot` on: one prepare for the whole log suffix. */
+export interface Prepare extends Envelope {
+  readonly type: "prepare";
+  readonly ballot: Ballot;
+  readonly fromSlot: number;
+}
+
+/**
+ * Phase 1b: the acceptor promised `ballot` and reports what it accepted in
+ * `[fromSlot, nextSlot)`. `noMoreAccepted` says it accepted nothing at or
+ * after `nextSlot`, so the proposer needs no further prepare from it; without
+ * it the proposer asks again from `nextSlot` (the reply is chunked).
+ */
+export interface Promise extends Envelope {
+  readonly type: "promise";
+  readonly ballot: Ballot;
+  readonly fromSlot: number;
+  readonly nextSlot: number;
+  readonly entries: readonly SlotRecord[];
+  readonly noMoreAccepted: boolean;
+  /** The first slot still in the acceptor's log; below it entries were compacted. */
+  readonly logStart: number;
+  readonly firstUnchosen: number;
+}
+
+export interface AcceptEntry {
+  readonly slot: number;
+  readonly value: Value;
+}
+
+/**
+ * Phase 2a for one or more slots (pipelined, many in one message). Carries the
+ * leader's `firstUnchosen`: the acceptor marks its slots below it that hold
+ * this same ballot as chosen (full replication).
+ */
+export interface Accept extends Envelope {
+  readonly type: "accept";
+  readonly ballot: Ballot;
+  readonly entries: readonly AcceptEntry[];
+  readonly firstUnchosen: number;
+}
+
+/** Phase 2b: the acceptor accepted `slots` at `ballot`; carries its own `firstUnchosen`. */
+export interface Accepted extends Envelope {
+  readonly type: "accepted";
+  readonly ballot: Ballot;
+  readonly slots: readonly number[];
+  readonly firstUnchosen: number;
+}
+
+/** The receiver has promised a higher ballot than the one in the request. */
+export interface Reject extends Envelope {
+  readonly type: "reject";
+  readonly ballot: Ballot;
+  readonly promised: Ballot;
+  readonly reason: "promised-higher" | "leader-alive" | "untrusted";
+}
+
+/** Tells a replica the chosen values of slots it lacks (classic `Success(slot, value)`, batched). */
+export interface Success extends Envelope {
+  readonly type: "success";
+  readonly ballot: Ballot;
+  readonly entries: readonly AcceptEntry[];
+  readonly firstUnchosen: number;
+}
+
+/**
+ * Liveness, leadership and read-index confirmation. `round` counts heartbeat
+ * rounds so that a read can wait for a quorum that answered a round started
+ * after it arrived.
+ */
+export interface Heartbeat extends Envelope {
+  readonly type: "heartbeat";
+  readonly ballot: Ballot;
+  readonly firstUnchosen: number;
+  readonly round: number;
+}
+
+export interface HeartbeatReply extends Envelope {
+  readonly type: "heartbeat-reply";
+  readonly ballot: Ballot;
+  readonly round: number;
+  readonly firstUnchosen: number;
+}
+
+export type MessageType = Message["type"];

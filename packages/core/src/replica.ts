@@ -1,0 +1,1068 @@
+import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, nextBallot } from "./ballot.js";
+import { NO_BUGS, type PlantedBugs } from "./bugs.js";
+import type { Clock } from "./clock.js";
+import { EpochChangedError, NotLeaderError, OverloadedError, type SynodError, invariant } from "./errors.js";
+import type {
+  Accept,
+  AcceptEntry,
+  Accepted,
+  Heartbeat,
+  HeartbeatReply,
+  Message,
+  PreVote,
+  PreVoteReply,
+  Prepare,
+  Promise as PromiseMessage,
+  Reject,
+  Success,
+} from "./messages.js";
+import { PeerProgress } from "./progress.js";
+import { hasQuorum } from "./quorum.js";
+import type { Random } from "./random.js";
+import { type ChosenEntry, type Command, NOOP, type SlotRecord, type Value, commandSize, valueSize } from "./values.js";
+
+/** Tunables of one replica. Every replica of a cluster should use the same values. */
+export interface ReplicaOptions {
+  /** Minimum ticks without hearing the leader before a follower stands; the timeout is drawn from `[electionTicks, 2 × electionTicks)`. */
+  electionTicks: number;
+  /** Ticks between the leader's heartbeats. Must be well below `electionTicks`. */
+  heartbeatTicks: number;
+  /** Most commands in one slot (1 disables batching). */
+  maxBatchCommands: number;
+  /** Most estimated bytes of commands in one slot (a single larger command still gets a slot). */
+  maxBatchBytes: number;
+  /** Most slots proposed and not yet chosen, and most accepts in flight to any one peer. */
+  maxInflightSlots: number;
+  /** Most estimated bytes of accepts in flight to any one peer. */
+  maxInflightBytes: number;
+  /** Most entries in one promise reply; the rest follow on further prepares (`noMoreAccepted`). */
+  maxPromiseEntries: number;
+  /** Most entries in one `success` message to a lagging replica. */
+  maxSuccessEntries: number;
+  /** Most commands queued at the leader waiting for a slot before proposals are refused. */
+  maxQueuedCommands: number;
+}
+
+export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  maxBatchCommands: 512,
+  maxBatchBytes: 512 * 1024,
+  maxInflightSlots: 256,
+  maxInflightBytes: 8 * 1024 * 1024,
+  maxPromiseEntries: 512,
+  maxSuccessEntries: 256,
+  maxQueuedCommands: 100_000,
+});
+
+/** What a replica finds in its storage when it starts. */
+export interface RecoveredState {
+  readonly promised: Ballot;
+  /** Slot records in ascending slot order, all at or above `logStart`. */
+  readonly records: readonly SlotRecord[];
+  /** Slots below this were compacted into a snapshot. */
+  readonly logStart: number;
+  /** The last slot the state machine already reflects (from its snapshot); chosen entries are handed out after it. */
+  readonly appliedThrough: number;
+}
+
+export const EMPTY_STATE: RecoveredState = Object.freeze({
+  promised: ZERO_BALLOT,
+  records: [],
+  logStart: 0,
+  appliedThrough: -1,
+});
+
+export interface ReplicaConfig {
+  readonly id: NodeId;
+  /** The voting members, including `id`. */
+  readonly voters: readonly NodeId[];
+  readonly random: Random;
+  readonly clock: Clock;
+  readonly options?: Partial<ReplicaOptions>;
+  /** Test-only: protocol bugs to plant (see `bugs.ts`). */
+  readonly bugs?: PlantedBugs;
+}
+
+/** What must be made durable before the replies in the same `Ready` may leave. */
+export interface PersistBatch {
+  /** The new promised ballot, when it changed. */
+  readonly promised: Ballot | undefined;
+  /** Slot records to write (a later record for a slot replaces an earlier one). */
+  readonly records: readonly SlotRecord[];
+  /** Drop slot records below this slot (after a snapshot). */
+  readonly truncateBefore: number | undefined;
+}
+
+/** A proposal that will not be answered by applying it, and why. */
+export interface AbortedCommand {
+  readonly command: Command;
+  readonly error: SynodError;
+}
+
+/** A linearizable read the driver may now serve: the state machine has applied everything it must see. */
+export interface ReadyRead {
+  readonly id: number;
+  /** Serve it after applying every slot below this one. */
+  readonly slot: number;
+}
+
+/**
+ * One batch of work for the driver, in the style of etcd-io/raft's `Ready`.
+ * The driver must, in this order:
+ *
+ * 1. send `messages` (they vouch for no local state, so may leave at once,
+ *    which lets the leader's own disk write overlap the accept broadcast);
+ * 2. make `persist` durable;
+ * 3. only then send `messagesAfterPersist` (promises and accepted replies:
+ *    sending one before its state is durable breaks Paxos after a crash);
+ * 4. apply `chosen` in order, then serve `reads`, then fail `aborted`;
+ * 5. call `advance(ready)`.
+ *
+ * Readies must be processed one at a time, in the order they were produced.
+ */
+export interface Ready {
+  readonly persist: PersistBatch;
+  readonly messages: readonly Message[];
+  readonly messagesAfterPersist: readonly Message[];
+  readonly chosen: readonly ChosenEntry[];
+  readonly reads: readonly ReadyRead[];
+  readonly failedReads: readonly { readonly id: number; readonly error: SynodError }[];
+  readonly aborted: readonly AbortedCommand[];
+  /** Messages to this replica itself, stepped by `advance` once `persist` is durable. */
+  readonly selfAfterPersist: readonly Message[];
+}
+
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
+
+export interface ReplicaStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly promised: Ballot;
+  /** This replica's ballot while it stands or leads. */
+  readonly ballot: Ballot | undefined;
+  readonly leader: NodeId | undefined;
+  readonly firstUnchosen: number;
+  readonly logStart: number;
+  readonly lastSlot: number;
+  readonly handedOutThrough: number;
+  readonly queuedCommands: number;
+}
+
+/** How many past heartbeat rounds the leader remembers its `firstUnchosen` for. */
+const ROUND_MEMORY = 8;
+
+interface SlotState {
+  ballot: Ballot;
+  value: Value;
+  chosen: boolean;
+}
+
+interface Proposal {
+  readonly value: Value;
+  readonly size: number;
+  readonly votes: Set<NodeId>;
+}
+
+interface CandidateState {
+  readonly ballot: Ballot;
+  readonly fromSlot: number;
+  /** Acceptors that promised and reported everything (`noMoreAccepted`). */
+  readonly complete: Set<NodeId>;
+  /** Acceptors that promised; some may owe more chunks. */
+  readonly promised: Set<NodeId>;
+  /** Per slot, the highest-ballot value any promise reported. */
+  readonly found: Map<number, SlotState>;
+  maxSlotFound: number;
+}
+
+interface PendingRead {
+  readonly id: number;
+  readonly slot: number;
+  readonly round: number;
+}
+
+interface LeaderState {
+  readonly ballot: Ballot;
+  nextSlot: number;
+  readonly proposals: Map<number, Proposal>;
+  readonly queue: Command[];
+  queueHead: number;
+  queueBytes: number;
+  readonly peers: Map<NodeId, PeerProgress>;
+  heartbeatRound: number;
+  /** Highest heartbeat round each voter (including this one) has answered. */
+  readonly roundAcks: Map<NodeId, number>;
+  readonly reads: PendingRead[];
+  /** Our `firstUnchosen` as sent in each of the last few heartbeat rounds. */
+  readonly roundFirstUnchosen: number[];
+  /** A heartbeat round must go out for waiting reads. */
+  readRoundWanted: boolean;
+  /** Log clock offset: log time = clock.now() + offset, continuing from the highest time in the log. */
+  readonly timeOffset: number;
+}
+
+/**
+ * A Multi-Paxos replica: proposer, acceptor and learner in one synchronous,
+ * deterministic state machine. No timers, no clock reads except the injected
+ * one, no randomness except the injected PRNG, no I/O: inputs arrive through
+ * `step`, `tick`, `propose` and `read`; outputs leave through `ready`.
+ */
+export class Replica {
+  readonly id: NodeId;
+  private readonly voters: readonly NodeId[];
+  private readonly options: ReplicaOptions;
+  private readonly random: Random;
+  private readonly clock: Clock;
+  private readonly bugs: PlantedBugs;
+
+  // Acceptor state (durable).
+  private promised: Ballot;
+  private readonly log = new Map<number, SlotState>();
+  private logStart: number;
+  private lastSlot: number;
+
+  // Learner state.
+  private firstUnchosen: number;
+  private handedOutThrough: number;
+  /** Highest log time seen in any batch; a new leader's log clock continues from it. */
+  private maxLogTime = 0;
+  /** The last leader ballot and `firstUnchosen` heard, to mark slots chosen once gaps fill. */
+  private knownLeaderBallot: Ballot = ZERO_BALLOT;
+  private knownLeaderFirstUnchosen = 0;
+
+  // Roles.
+  private role: Role = "follower";
+  private leaderId: NodeId | undefined;
+  private currentTick = 0;
+  private electionElapsed = 0;
+  private electionTimeout: number;
+  private heartbeatElapsed = 0;
+  private maxRoundSeen: number;
+  private preVote: { readonly ballot: Ballot; readonly granted: Set<NodeId> } | undefined;
+  private candidate: CandidateState | undefined;
+  private leader: LeaderState | undefined;
+  private nextReadId = 1;
+
+  // Output accumulated for the next Ready.
+  private unpersistedPromised: Ballot | undefined;
+  private readonly unpersistedRecords = new Map<number, SlotRecord>();
+  private unpersistedTruncate: number | undefined;
+  private outbox: Message[] = [];
+  private outboxAfterPersist: Message[] = [];
+  private selfAfterPersist: Message[] = [];
+  private aborted: AbortedCommand[] = [];
+  private readyReads: ReadyRead[] = [];
+  private failedReads: { id: number; error: SynodError }[] = [];
+
+  constructor(config: ReplicaConfig, recovered: RecoveredState = EMPTY_STATE) {
+    invariant(config.voters.includes(config.id), `replica ${config.id} is not among the voters ${config.voters.join(",")}`);
+    this.id = config.id;
+    this.voters = [...config.voters];
+    this.options = { ...DEFAULT_REPLICA_OPTIONS, ...config.options };
+    invariant(this.options.heartbeatTicks < this.options.electionTicks, "heartbeatTicks must be below electionTicks");
+    this.random = config.random;
+    this.clock = config.clock;
+    this.bugs = config.bugs ?? NO_BUGS;
+    this.promised = this.bugs.has("forget-promise-on-restart") ? ZERO_BALLOT : recovered.promised;
+    this.logStart = recovered.logStart;
+    this.lastSlot = recovered.logStart - 1;
+    for (const record of recovered.records) {
+      invariant(record.slot >= recovered.logStart, () => `record for slot ${record.slot} below logStart ${recovered.logStart}`);
+      this.log.set(record.slot, { ballot: record.ballot, value: record.value, chosen: record.chosen });
+      if (record.slot > this.lastSlot) this.lastSlot = record.slot;
+      this.noteValueTime(record.value);
+      if (this.bugs.has("forget-promise-on-restart") && compareBallots(record.ballot, this.promised) > 0) {
+        this.promised = record.ballot;
+      }
+    }
+    this.firstUnchosen = this.logStart;
+    this.advanceFirstUnchosen();
+    this.handedOutThrough = Math.max(recovered.appliedThrough, this.logStart - 1);
+    invariant(
+      this.handedOutThrough < this.firstUnchosen,
+      () => `applied through ${this.handedOutThrough} but only slots below ${this.firstUnchosen} are known chosen`,
+    );
+    this.maxRoundSeen = this.promised.round;
+    this.electionTimeout = this.randomElectionTimeout();
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Advances logical time by one tick: elections and heartbeats. */
+  tick(): void {
+    this.currentTick += 1;
+    if (this.role === "leader") {
+      this.tickLeader();
+      return;
+    }
+    this.electionElapsed += 1;
+    if (this.electionElapsed >= this.electionTimeout) this.startPreVote();
+  }
+
+  /** Handles one message from another replica (or this one, via `advance`). */
+  step(message: Message): void {
+    if (message.to !== this.id) return;
+    switch (message.type) {
+      case "pre-vote":
+        return this.onPreVote(message);
+      case "pre-vote-reply":
+        return this.onPreVoteReply(message);
+      case "prepare":
+        return this.onPrepare(message);
+      case "promise":
+        return this.onPromise(message);
+      case "accept":
+        return this.onAccept(message);
+      case "accepted":
+        return this.onAccepted(message);
+      case "reject":
+        return this.onReject(message);
+      case "success":
+        return this.onSuccess(message);
+      case "heartbeat":
+        return this.onHeartbeat(message);
+      case "heartbeat-reply":
+        return this.onHeartbeatReply(message);
+      default: {
+        const unreachable: never = message;
+        throw new Error(`unknown message ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  /**
+   * Queues a client command for the next slot. Throws `NotLeaderError` on a
+   * replica that is not the leader and `OverloadedError` when the queue is full.
+   */
+  propose(command: Command): void {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
+    if (leader.queue.length - leader.queueHead >= this.options.maxQueuedCommands) {
+      throw new OverloadedError(`${this.options.maxQueuedCommands} commands queued`);
+    }
+    leader.queue.push(command);
+    leader.queueBytes += commandSize(command);
+  }
+
+  /**
+   * Starts a linearizable read (read index): the returned id appears in a
+   * later `Ready.reads` once a quorum has confirmed this replica still leads
+   * and every slot it knew of when the read arrived is chosen.
+   */
+  read(): number {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
+    const id = this.nextReadId++;
+    const read = { id, slot: leader.nextSlot, round: leader.heartbeatRound + 1 };
+    if (this.bugs.has("read-without-quorum")) {
+      if (this.firstUnchosen >= read.slot) this.readyReads.push({ id, slot: read.slot });
+      else leader.reads.push({ ...read, round: 0 });
+      return id;
+    }
+    leader.reads.push(read);
+    leader.readRoundWanted = true;
+    return id;
+  }
+
+  /** Drops slot records below `beforeSlot`; they must be chosen and already applied (reflected in a snapshot). */
+  compact(beforeSlot: number): void {
+    if (beforeSlot <= this.logStart) return;
+    invariant(beforeSlot <= this.handedOutThrough + 1, () => `compacting to ${beforeSlot} past applied ${this.handedOutThrough}`);
+    for (let slot = this.logStart; slot < beforeSlot; slot += 1) {
+      this.log.delete(slot);
+      this.unpersistedRecords.delete(slot);
+    }
+    this.logStart = beforeSlot;
+    if (this.lastSlot < beforeSlot - 1) this.lastSlot = beforeSlot - 1;
+    this.unpersistedTruncate = beforeSlot;
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  hasReady(): boolean {
+    this.prepareOutput();
+    return (
+      this.outbox.length > 0 ||
+      this.outboxAfterPersist.length > 0 ||
+      this.selfAfterPersist.length > 0 ||
+      this.unpersistedPromised !== undefined ||
+      this.unpersistedRecords.size > 0 ||
+      this.unpersistedTruncate !== undefined ||
+      this.handedOutThrough < this.firstUnchosen - 1 ||
+      this.aborted.length > 0 ||
+      this.readyReads.length > 0 ||
+      this.failedReads.length > 0
+    );
+  }
+
+  /** Collects everything produced since the last `ready()`. See `Ready` for what the driver must do with it. */
+  ready(): Ready {
+    this.prepareOutput();
+    const chosen: ChosenEntry[] = [];
+    for (let slot = this.handedOutThrough + 1; slot < this.firstUnchosen; slot += 1) {
+      const state = this.log.get(slot);
+      invariant(state?.chosen === true, () => `slot ${slot} below firstUnchosen ${this.firstUnchosen} is not chosen`);
+      chosen.push({ slot, value: state.value });
+    }
+    this.handedOutThrough = this.firstUnchosen - 1;
+    const ready: Ready = {
+      persist: {
+        promised: this.unpersistedPromised,
+        records: [...this.unpersistedRecords.values()],
+        truncateBefore: this.unpersistedTruncate,
+      },
+      messages: this.outbox,
+      messagesAfterPersist: this.outboxAfterPersist,
+      chosen,
+      reads: this.readyReads,
+      failedReads: this.failedReads,
+      aborted: this.aborted,
+      selfAfterPersist: this.selfAfterPersist,
+    };
+    this.unpersistedPromised = undefined;
+    this.unpersistedRecords.clear();
+    this.unpersistedTruncate = undefined;
+    this.outbox = [];
+    this.outboxAfterPersist = [];
+    this.selfAfterPersist = [];
+    this.aborted = [];
+    this.readyReads = [];
+    this.failedReads = [];
+    return ready;
+  }
+
+  /** Tells the replica that `ready.persist` is durable: its own promise and accept votes now count. */
+  advance(ready: Ready): void {
+    for (const message of ready.selfAfterPersist) this.step(message);
+  }
+
+  status(): ReplicaStatus {
+    return {
+      id: this.id,
+      role: this.role,
+      promised: this.promised,
+      ballot: this.leader?.ballot ?? this.candidate?.ballot ?? this.preVote?.ballot,
+      leader: this.leaderId,
+      firstUnchosen: this.firstUnchosen,
+      logStart: this.logStart,
+      lastSlot: this.lastSlot,
+      handedOutThrough: this.handedOutThrough,
+      queuedCommands: this.leader === undefined ? 0 : this.leader.queue.length - this.leader.queueHead,
+    };
+  }
+
+  /** The acceptor's record of `slot`, if it holds one (for tests and the simulator's checks). */
+  slotRecord(slot: number): SlotRecord | undefined {
+    const state = this.log.get(slot);
+    return state === undefined ? undefined : { slot, ballot: state.ballot, value: state.value, chosen: state.chosen };
+  }
+
+  /**
+   * Checks the replica's internal invariants; throws `InvariantError` on the
+   * first broken one. Cheap enough to run after every step in tests.
+   */
+  checkInvariants(): void {
+    invariant(this.firstUnchosen >= this.logStart, "firstUnchosen below logStart");
+    invariant(!this.log.get(this.firstUnchosen)?.chosen, () => `slot firstUnchosen=${this.firstUnchosen} is chosen`);
+    invariant(this.handedOutThrough < this.firstUnchosen, "handed out an unchosen slot");
+    for (const [slot, state] of this.log) {
+      invariant(slot >= this.logStart && slot <= this.lastSlot, () => `slot ${slot} outside [${this.logStart}, ${this.lastSlot}]`);
+      if (!state.chosen && !this.bugs.has("accept-lower-ballot") && !this.bugs.has("propose-after-deposed")) {
+        invariant(compareBallots(state.ballot, this.promised) <= 0, () => `slot ${slot} accepted above promise`);
+      }
+    }
+    const leader = this.leader;
+    if (this.role === "leader") {
+      invariant(leader !== undefined, "leader without leader state");
+      invariant(ballotsEqual(leader.ballot, this.promised) || this.bugs.has("propose-after-deposed"), "leader ballot is not the promised one");
+      invariant(leader.nextSlot >= this.firstUnchosen, "nextSlot below firstUnchosen");
+      for (const slot of leader.proposals.keys()) invariant(slot >= this.firstUnchosen && slot < leader.nextSlot, () => `proposal at ${slot} outside window`);
+    } else {
+      invariant(leader === undefined, () => `${this.role} keeps leader state`);
+    }
+    invariant(this.role === "candidate" ? this.candidate !== undefined : this.candidate === undefined, "candidate state mismatch");
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private randomElectionTimeout(): number {
+    return this.options.electionTicks + this.random.integer(this.options.electionTicks);
+  }
+
+  /** A leader this replica heard from within the minimum election timeout is alive. */
+  private hearsLiveLeader(): boolean {
+    if (this.role === "leader") return true;
+    return this.leaderId !== undefined && this.electionElapsed < this.options.electionTicks;
+  }
+
+  private startPreVote(): void {
+    this.abandonLeadership();
+    this.candidate = undefined;
+    this.role = "pre-candidate";
+    this.leaderId = undefined;
+    this.electionElapsed = 0;
+    this.electionTimeout = this.randomElectionTimeout();
+    const ballot = nextBallot({ round: Math.max(this.maxRoundSeen, this.promised.round), node: this.promised.node }, this.id);
+    this.preVote = { ballot, granted: new Set([this.id]) };
+    if (this.checkPreVoteQuorum()) return;
+    for (const voter of this.voters) {
+      if (voter !== this.id) this.outbox.push({ type: "pre-vote", from: this.id, to: voter, ballot });
+    }
+  }
+
+  private onPreVote(message: PreVote): void {
+    this.noteRound(message.ballot);
+    const granted = !this.hearsLiveLeader() && compareBallots(message.ballot, this.promised) > 0;
+    this.outbox.push({ type: "pre-vote-reply", from: this.id, to: message.from, ballot: message.ballot, granted });
+  }
+
+  private onPreVoteReply(message: PreVoteReply): void {
+    const preVote = this.preVote;
+    if (this.role !== "pre-candidate" || preVote === undefined || !ballotsEqual(message.ballot, preVote.ballot)) return;
+    if (message.granted) {
+      preVote.granted.add(message.from);
+      this.checkPreVoteQuorum();
+    }
+  }
+
+  private checkPreVoteQuorum(): boolean {
+    const preVote = this.preVote;
+    if (preVote === undefined || !hasQuorum(this.voters, preVote.granted)) return false;
+    this.startPhaseOne(preVote.ballot);
+    return true;
+  }
+
+  /** Phase 1 for every slot from `firstUnchosen` on, with one prepare per acceptor (more only for chunked replies). */
+  private startPhaseOne(ballot: Ballot): void {
+    this.preVote = undefined;
+    this.role = "candidate";
+    this.electionElapsed = 0;
+    this.candidate = {
+      ballot,
+      fromSlot: this.firstUnchosen,
+      complete: new Set(),
+      promised: new Set(),
+      found: new Map(),
+      maxSlotFound: this.firstUnchosen - 1,
+    };
+    for (const voter of this.voters) this.sendPrepare(voter, ballot, this.firstUnchosen);
+  }
+
+  private sendPrepare(to: NodeId, ballot: Ballot, fromSlot: number): void {
+    const prepare: Prepare = { type: "prepare", from: this.id, to, ballot, fromSlot };
+    if (to === this.id) this.onPrepare(prepare);
+    else this.outbox.push(prepare);
+  }
+
+  private onPrepare(message: Prepare): void {
+    this.noteRound(message.ballot);
+    const order = compareBallots(message.ballot, this.promised);
+    if (order < 0) return this.reject(message.from, message.ballot, "promised-higher");
+    if (order > 0 && message.from !== this.id && this.hearsLiveLeader()) {
+      return this.reject(message.from, message.ballot, "leader-alive");
+    }
+    if (order > 0) {
+      this.setPromised(message.ballot);
+      if (this.role === "leader" && this.bugs.has("propose-after-deposed")) {
+        // Planted bug: keep leading at the old ballot after promising a higher one.
+      } else if (message.from !== this.id) {
+        this.becomeFollower(undefined);
+      }
+    }
+    const limit = this.options.maxPromiseEntries;
+    const entries: SlotRecord[] = [];
+    const start = Math.max(message.fromSlot, this.logStart);
+    let slot = start;
+    for (; slot <= this.lastSlot && entries.length < limit; slot += 1) {
+      const state = this.log.get(slot);
+      if (state !== undefined) entries.push({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
+    }
+    const noMoreAccepted = slot > this.lastSlot || this.bugs.has("no-more-accepted-early");
+    const promise: PromiseMessage = {
+      type: "promise",
+      from: this.id,
+      to: message.from,
+      ballot: message.ballot,
+      fromSlot: start,
+      nextSlot: slot,
+      entries,
+      noMoreAccepted,
+      logStart: this.logStart,
+      firstUnchosen: this.firstUnchosen,
+    };
+    this.replyAfterPersist(promise);
+  }
+
+  private onPromise(message: PromiseMessage): void {
+    const candidate = this.candidate;
+    if (this.role !== "candidate" || candidate === undefined || !ballotsEqual(message.ballot, candidate.ballot)) return;
+    if (message.logStart > candidate.fromSlot) {
+      // The acceptor compacted chosen slots this replica lacks: it cannot
+      // fill them in (a no-op there would contradict the chosen value), so it
+      // does not lead; it waits to catch up from whoever does.
+      this.becomeFollower(undefined);
+      return;
+    }
+    candidate.promised.add(message.from);
+    for (const entry of message.entries) this.considerFound(candidate, entry);
+    if (message.noMoreAccepted) candidate.complete.add(message.from);
+    else this.sendPrepare(message.from, candidate.ballot, message.nextSlot);
+    if (hasQuorum(this.voters, candidate.complete)) this.becomeLeader(candidate);
+  }
+
+  private considerFound(candidate: CandidateState, entry: SlotRecord): void {
+    if (entry.slot < candidate.fromSlot) return;
+    const known = candidate.found.get(entry.slot);
+    if (entry.chosen) {
+      candidate.found.set(entry.slot, { ballot: entry.ballot, value: entry.value, chosen: true });
+    } else if (known === undefined || (!known.chosen && compareBallots(entry.ballot, known.ballot) > 0)) {
+      candidate.found.set(entry.slot, { ballot: entry.ballot, value: entry.value, chosen: false });
+    }
+    if (entry.slot > candidate.maxSlotFound) candidate.maxSlotFound = entry.slot;
+  }
+
+  private becomeLeader(candidate: CandidateState): void {
+    this.candidate = undefined;
+    this.role = "leader";
+    this.leaderId = this.id;
+    this.heartbeatElapsed = 0;
+    const ballot = candidate.ballot;
+    const peers = new Map<NodeId, PeerProgress>();
+    for (const voter of this.voters) {
+      if (voter === this.id) continue;
+      peers.set(voter, new PeerProgress(candidate.fromSlot, this.currentTick, this.options.maxInflightSlots, this.options.maxInflightBytes));
+    }
+    this.leader = {
+      ballot,
+      nextSlot: candidate.fromSlot,
+      proposals: new Map(),
+      queue: [],
+      queueHead: 0,
+      queueBytes: 0,
+      peers,
+      heartbeatRound: 0,
+      roundAcks: new Map(),
+      reads: [],
+      roundFirstUnchosen: [],
+      readRoundWanted: false,
+      timeOffset: this.maxLogTime - this.clock.now(),
+    };
+    // Re-propose every slot Phase 1 found, the highest-ballot value in each,
+    // and fill the gaps with no-ops, so every slot below nextSlot gets chosen.
+    const leader = this.leader;
+    for (let slot = candidate.fromSlot; slot <= candidate.maxSlotFound; slot += 1) {
+      const found = candidate.found.get(slot);
+      const local = this.log.get(slot);
+      if (local?.chosen) {
+        // Already chosen here: peers that lack it learn it by `success`.
+      } else if (found?.chosen) {
+        this.learnChosen(slot, found.value);
+      } else {
+        const value = found === undefined || this.bugs.has("ignore-promised-values") ? NOOP : found.value;
+        this.proposeAt(leader, slot, value);
+      }
+      leader.nextSlot = slot + 1;
+    }
+    this.broadcastHeartbeat();
+  }
+
+  /** Leaves any leader or candidate role; fails what was in flight. */
+  private becomeFollower(leaderHint: NodeId | undefined): void {
+    this.abandonLeadership();
+    this.preVote = undefined;
+    this.candidate = undefined;
+    this.role = "follower";
+    this.leaderId = leaderHint;
+    this.electionElapsed = 0;
+    this.electionTimeout = this.randomElectionTimeout();
+  }
+
+  private abandonLeadership(): void {
+    const leader = this.leader;
+    if (leader === undefined) return;
+    this.leader = undefined;
+    const hint = this.leaderId === this.id ? undefined : this.leaderId;
+    for (const proposal of leader.proposals.values()) {
+      if (proposal.value.type !== "batch") continue;
+      for (const command of proposal.value.commands) this.aborted.push({ command, error: new EpochChangedError(hint) });
+    }
+    for (let index = leader.queueHead; index < leader.queue.length; index += 1) {
+      this.aborted.push({ command: leader.queue[index] as Command, error: new NotLeaderError(hint) });
+    }
+    for (const read of leader.reads) this.failedReads.push({ id: read.id, error: new NotLeaderError(hint) });
+  }
+
+  private reject(to: NodeId, ballot: Ballot, reason: Reject["reason"]): void {
+    const reject: Reject = { type: "reject", from: this.id, to, ballot, promised: this.promised, reason };
+    if (to === this.id) this.onReject(reject);
+    else this.outbox.push(reject);
+  }
+
+  private onReject(message: Reject): void {
+    this.noteRound(message.promised);
+    const ownBallot = this.leader?.ballot ?? this.candidate?.ballot;
+    if (ownBallot === undefined || !ballotsEqual(message.ballot, ownBallot)) return;
+    // "leader-alive": that acceptor still hears a leader. It is simply not
+    // counted; a quorum of others may still promise, else the candidacy times out.
+    if (message.reason === "leader-alive") return;
+    if (compareBallots(message.promised, ownBallot) > 0) {
+      if (this.role === "leader" && this.bugs.has("propose-after-deposed")) return;
+      this.becomeFollower(message.promised.node === this.id ? undefined : message.promised.node);
+    }
+  }
+
+  // ---------------------------------------------------------------- acceptor
+
+  private setPromised(ballot: Ballot): void {
+    invariant(compareBallots(ballot, this.promised) >= 0 || this.bugs.has("propose-after-deposed"), "promise regressed");
+    if (ballotsEqual(ballot, this.promised)) return;
+    this.promised = ballot;
+    this.unpersistedPromised = ballot;
+  }
+
+  private onAccept(message: Accept): void {
+    this.noteRound(message.ballot);
+    const order = compareBallots(message.ballot, this.promised);
+    const selfProposal = message.from === this.id && this.bugs.has("propose-after-deposed");
+    if (order < 0 && !this.bugs.has("accept-lower-ballot") && !selfProposal) {
+      return this.reject(message.from, message.ballot, "promised-higher");
+    }
+    if (order > 0) this.setPromised(message.ballot);
+    if (this.role !== "follower" && message.from !== this.id) this.becomeFollower(message.from);
+    this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
+    const slots: number[] = [];
+    for (const entry of message.entries) {
+      if (entry.slot < this.logStart) {
+        slots.push(entry.slot);
+        continue;
+      }
+      const existing = this.log.get(entry.slot);
+      if (existing?.chosen) {
+        slots.push(entry.slot);
+        continue;
+      }
+      this.writeSlot(entry.slot, { ballot: message.ballot, value: entry.value, chosen: false });
+      slots.push(entry.slot);
+    }
+    this.learnChosenBelow(message.ballot, message.firstUnchosen);
+    this.replyAfterPersist({
+      type: "accepted",
+      from: this.id,
+      to: message.from,
+      ballot: message.ballot,
+      slots,
+      firstUnchosen: this.firstUnchosen,
+    });
+  }
+
+  private onSuccess(message: Success): void {
+    this.noteRound(message.ballot);
+    for (const entry of message.entries) this.learnChosen(entry.slot, entry.value);
+    if (compareBallots(message.ballot, this.promised) >= 0) this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
+    this.learnChosenBelow(this.knownLeaderBallot, this.knownLeaderFirstUnchosen);
+    // An empty `accepted` tells the leader how far this replica now is.
+    this.outbox.push({
+      type: "accepted",
+      from: this.id,
+      to: message.from,
+      ballot: message.ballot,
+      slots: [],
+      firstUnchosen: this.firstUnchosen,
+    });
+  }
+
+  private onHeartbeat(message: Heartbeat): void {
+    this.noteRound(message.ballot);
+    if (compareBallots(message.ballot, this.promised) < 0) return this.reject(message.from, message.ballot, "promised-higher");
+    if (this.role !== "follower" && message.from !== this.id) {
+      // A leader at a ballot at least our promise is alive: stop standing.
+      const ownBallot = this.leader?.ballot ?? this.candidate?.ballot ?? this.preVote?.ballot;
+      if (ownBallot === undefined || compareBallots(message.ballot, ownBallot) >= 0 || this.role === "pre-candidate") {
+        this.becomeFollower(message.from);
+      }
+    }
+    if (this.role !== "follower") return;
+    this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
+    this.learnChosenBelow(message.ballot, message.firstUnchosen);
+    this.outbox.push({
+      type: "heartbeat-reply",
+      from: this.id,
+      to: message.from,
+      ballot: message.ballot,
+      round: message.round,
+      firstUnchosen: this.firstUnchosen,
+    });
+  }
+
+  private hearFromLeader(leaderId: NodeId, ballot: Ballot, leaderFirstUnchosen: number): void {
+    if (leaderId === this.id) return;
+    this.leaderId = leaderId;
+    this.electionElapsed = 0;
+    if (compareBallots(ballot, this.knownLeaderBallot) >= 0) {
+      this.knownLeaderBallot = ballot;
+      this.knownLeaderFirstUnchosen = Math.max(
+        ballotsEqual(ballot, this.knownLeaderBallot) ? this.knownLeaderFirstUnchosen : 0,
+        leaderFirstUnchosen,
+      );
+    }
+  }
+
+  /**
+   * Full replication: every slot below the leader's `firstUnchosen` that this
+   * acceptor accepted at the leader's own ballot holds the chosen value (the
+   * leader proposes one value per slot per ballot). Slots accepted at other
+   * ballots wait for a `success` from the leader.
+   */
+  private learnChosenBelow(ballot: Ballot, leaderFirstUnchosen: number): void {
+    const through = this.bugs.has("chosen-off-by-one") ? leaderFirstUnchosen : leaderFirstUnchosen - 1;
+    const anyBallot = this.bugs.has("chosen-any-ballot");
+    for (let slot = this.firstUnchosen; slot <= through; slot += 1) {
+      const state = this.log.get(slot);
+      if (state === undefined) break;
+      if (state.chosen) continue;
+      if (!anyBallot && !ballotsEqual(state.ballot, ballot)) break;
+      this.markChosen(slot, state);
+    }
+  }
+
+  private learnChosen(slot: number, value: Value): void {
+    if (slot < this.logStart) return;
+    const state = this.log.get(slot);
+    if (state?.chosen) return;
+    this.writeSlot(slot, { ballot: state?.ballot ?? this.promised, value, chosen: true });
+    this.advanceFirstUnchosen();
+  }
+
+  private markChosen(slot: number, state: SlotState): void {
+    this.writeSlot(slot, { ballot: state.ballot, value: state.value, chosen: true });
+    this.advanceFirstUnchosen();
+  }
+
+  private writeSlot(slot: number, state: SlotState): void {
+    this.log.set(slot, state);
+    this.unpersistedRecords.set(slot, { slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
+    if (slot > this.lastSlot) this.lastSlot = slot;
+    this.noteValueTime(state.value);
+  }
+
+  private advanceFirstUnchosen(): void {
+    while (this.log.get(this.firstUnchosen)?.chosen) this.firstUnchosen += 1;
+  }
+
+  private replyAfterPersist(message: Message): void {
+    if (message.to === this.id) this.selfAfterPersist.push(message);
+    else if (this.bugs.has("reply-before-persist")) this.outbox.push(message);
+    else this.outboxAfterPersist.push(message);
+  }
+
+  private noteRound(ballot: Ballot): void {
+    if (ballot.round > this.maxRoundSeen) this.maxRoundSeen = ballot.round;
+  }
+
+  private noteValueTime(value: Value): void {
+    if (value.type === "batch" && value.time > this.maxLogTime) this.maxLogTime = value.time;
+  }
+
+  // ---------------------------------------------------------------- leader
+
+  private tickLeader(): void {
+    const leader = this.leader;
+    invariant(leader !== undefined, "leader tick without leader state");
+    this.heartbeatElapsed += 1;
+    if (this.heartbeatElapsed < this.options.heartbeatTicks) return;
+    this.heartbeatElapsed = 0;
+    // Check quorum: a leader that has not heard from a majority for an
+    // election timeout is likely cut off; it steps down so that clients go
+    // elsewhere instead of waiting on it.
+    const heard = new Set<NodeId>([this.id]);
+    for (const [peer, progress] of leader.peers) {
+      if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks) heard.add(peer);
+      // Retransmit: accepts or successes outstanding with no answer for a
+      // while were probably lost; probe again from what the peer last reported.
+      const retransmitTicks = 2 * this.options.heartbeatTicks;
+      if (progress.inflightCount > 0 && this.currentTick - progress.lastAckTick >= retransmitTicks) {
+        progress.reset(Math.max(progress.firstUnchosen, this.logStart));
+      }
+      if (progress.successInFlightSinceTick !== undefined && this.currentTick - progress.successInFlightSinceTick >= retransmitTicks) {
+        progress.successInFlightSinceTick = undefined;
+      }
+    }
+    if (!hasQuorum(this.voters, heard)) {
+      this.becomeFollower(undefined);
+      return;
+    }
+    this.broadcastHeartbeat();
+  }
+
+  private broadcastHeartbeat(): void {
+    const leader = this.leader;
+    if (leader === undefined) return;
+    leader.heartbeatRound += 1;
+    leader.readRoundWanted = false;
+    leader.roundAcks.set(this.id, leader.heartbeatRound);
+    leader.roundFirstUnchosen[leader.heartbeatRound % ROUND_MEMORY] = this.firstUnchosen;
+    for (const peer of leader.peers.keys()) {
+      this.outbox.push({
+        type: "heartbeat",
+        from: this.id,
+        to: peer,
+        ballot: leader.ballot,
+        firstUnchosen: this.firstUnchosen,
+        round: leader.heartbeatRound,
+      });
+    }
+    this.checkReads();
+  }
+
+  private onHeartbeatReply(message: HeartbeatReply): void {
+    const leader = this.leader;
+    if (leader === undefined || !ballotsEqual(message.ballot, leader.ballot)) return;
+    const progress = leader.peers.get(message.from);
+    if (progress === undefined) return;
+    progress.lastHeardTick = this.currentTick;
+    progress.firstUnchosen = Math.max(progress.firstUnchosen, message.firstUnchosen);
+    if ((leader.roundAcks.get(message.from) ?? 0) < message.round) leader.roundAcks.set(message.from, message.round);
+    // The follower saw our firstUnchosen of that round and marked every slot
+    // it accepted at our ballot: if it is still behind it, it lacks a value.
+    const sentFirstUnchosen = leader.heartbeatRound - message.round < ROUND_MEMORY ? leader.roundFirstUnchosen[message.round % ROUND_MEMORY] : undefined;
+    if (sentFirstUnchosen !== undefined && message.firstUnchosen < sentFirstUnchosen) this.sendSuccessIfBehind(leader, message.from, progress);
+    this.checkReads();
+  }
+
+  private onAccepted(message: Accepted): void {
+    const leader = this.leader;
+    if (leader === undefined || !ballotsEqual(message.ballot, leader.ballot)) return;
+    const progress = leader.peers.get(message.from);
+    if (progress !== undefined) {
+      progress.lastHeardTick = this.currentTick;
+      progress.firstUnchosen = Math.max(progress.firstUnchosen, message.firstUnchosen);
+    }
+    let highest = -1;
+    for (const slot of message.slots) {
+      if (slot > highest) highest = slot;
+      const proposal = leader.proposals.get(slot);
+      if (proposal === undefined) continue;
+      proposal.votes.add(message.from);
+      if (hasQuorum(this.voters, proposal.votes)) {
+        leader.proposals.delete(slot);
+        const state = this.log.get(slot);
+        if (state !== undefined && !state.chosen) this.markChosen(slot, state);
+        else if (state === undefined) this.learnChosen(slot, proposal.value);
+      }
+    }
+    if (progress !== undefined) {
+      if (highest >= 0) progress.acknowledge(highest, this.currentTick);
+      if (message.slots.length === 0) {
+        // An answer to `success`: keep feeding a replica that is catching up.
+        progress.successInFlightSinceTick = undefined;
+        this.sendSuccessIfBehind(leader, message.from, progress);
+      }
+    }
+    this.checkReads();
+  }
+
+  /** Sends a lagging peer the chosen values it lacks, one bounded batch at a time. */
+  private sendSuccessIfBehind(leader: LeaderState, peer: NodeId, progress: PeerProgress): void {
+    if (progress.firstUnchosen >= this.firstUnchosen || progress.successInFlightSinceTick !== undefined) return;
+    if (progress.firstUnchosen < this.logStart) return; // needs a snapshot: a later issue streams one.
+    const entries: AcceptEntry[] = [];
+    for (let slot = progress.firstUnchosen; slot < this.firstUnchosen && entries.length < this.options.maxSuccessEntries; slot += 1) {
+      const state = this.log.get(slot);
+      if (state?.chosen) entries.push({ slot, value: state.value });
+    }
+    if (entries.length === 0) return;
+    progress.successInFlightSinceTick = this.currentTick;
+    this.outbox.push({ type: "success", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });
+  }
+
+  private checkReads(): void {
+    const leader = this.leader;
+    if (leader === undefined || leader.reads.length === 0) return;
+    const acked: number[] = [];
+    for (const voter of this.voters) acked.push(leader.roundAcks.get(voter) ?? 0);
+    acked.sort((a, b) => b - a);
+    // The highest round a quorum has answered.
+    const confirmedRound = acked[Math.floor(this.voters.length / 2)] ?? 0;
+    let kept = 0;
+    for (const read of leader.reads) {
+      if (read.round <= confirmedRound && read.slot <= this.firstUnchosen) this.readyReads.push({ id: read.id, slot: read.slot });
+      else leader.reads[kept++] = read;
+    }
+    leader.reads.length = kept;
+  }
+
+  /** Cuts queued commands into slots and sends accepts within each peer's window. Runs before every `ready()`. */
+  private prepareOutput(): void {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) return;
+    this.cutBatches(leader);
+    if (leader.readRoundWanted) this.broadcastHeartbeat();
+    for (const [peer, progress] of leader.peers) this.sendAccepts(leader, peer, progress);
+  }
+
+  private cutBatches(leader: LeaderState): void {
+    const { maxBatchCommands, maxBatchBytes, maxInflightSlots } = this.options;
+    while (leader.queueHead < leader.queue.length && leader.nextSlot - this.firstUnchosen < maxInflightSlots) {
+      const commands: Command[] = [];
+      let bytes = 0;
+      while (leader.queueHead < leader.queue.length && commands.length < maxBatchCommands) {
+        const command = leader.queue[leader.queueHead] as Command;
+        const size = commandSize(command);
+        if (commands.length > 0 && bytes + size > maxBatchBytes) break;
+        commands.push(command);
+        bytes += size;
+        leader.queueHead += 1;
+      }
+      leader.queueBytes -= bytes;
+      const time = Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
+      this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands });
+      leader.nextSlot += 1;
+    }
+    if (leader.queueHead === leader.queue.length) {
+      leader.queue.length = 0;
+      leader.queueHead = 0;
+      leader.queueBytes = 0;
+    } else if (leader.queueHead > 4096) {
+      leader.queue.splice(0, leader.queueHead);
+      leader.queueHead = 0;
+    }
+  }
+
+  /** Proposes `value` for `slot` at the leader's ballot: this replica's own acceptor votes once its write is durable. */
+  private proposeAt(leader: LeaderState, slot: number, value: Value): void {
+    leader.proposals.set(slot, { value, size: valueSize(value), votes: new Set() });
+    this.onAccept({
+      type: "accept",
+      from: this.id,
+      to: this.id,
+      ballot: leader.ballot,
+      entries: [{ slot, value }],
+      firstUnchosen: this.firstUnchosen,
+    });
+  }
+
+  private sendAccepts(leader: LeaderState, peer: NodeId, progress: PeerProgress): void {
+    if (progress.next < this.logStart) return; // needs a snapshot
+    const entries: AcceptEntry[] = [];
+    while (progress.next < leader.nextSlot) {
+      const slot = progress.next;
+      const proposal = leader.proposals.get(slot);
+      if (proposal === undefined) {
+        // Chosen already: the peer learns it through `firstUnchosen` or a `success`.
+        progress.next = slot + 1;
+        continue;
+      }
+      if (!progress.canSend(proposal.size)) break;
+      progress.sent(slot, proposal.size, this.currentTick);
+      entries.push({ slot, value: proposal.value });
+    }
+    if (entries.length === 0) return;
+    this.outbox.push({ type: "accept", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });
+  }
+
+  /** For diagnostics: a one-line summary. */
+  describe(): string {
+    return `${this.id} ${this.role} promised=${formatBallot(this.promised)} fu=${this.firstUnchosen} last=${this.lastSlot}`;
+  }
+}

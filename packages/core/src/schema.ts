@@ -1,0 +1,125 @@
+import { z } from "zod";
+import type { Message } from "./messages.js";
+import type { Command, SlotRecord, Value } from "./values.js";
+import { InvalidInputError } from "./errors.js";
+
+/**
+ * Wire and disk schemas. They mirror the TypeScript types in `messages.ts`
+ * and `values.ts` (a type test keeps them equal) and are used only at a
+ * boundary: decoding what a peer sent or what a disk held.
+ */
+const nodeId = z.string().min(1).max(256);
+const slot = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const ballotSchema = z.object({
+  round: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  node: z.string().max(256),
+});
+
+export const commandBodySchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("open-session"), ttlMs: z.number().int().positive().optional() }),
+  z.object({ type: z.literal("close-session") }),
+  z.object({ type: z.literal("op"), op: z.unknown() }),
+  z.object({
+    type: z.literal("multi"),
+    guard: z.array(z.unknown()).readonly(),
+    top: z.array(z.unknown()).readonly(),
+    fop: z.array(z.unknown()).readonly(),
+  }),
+]);
+
+export const commandSchema = z.object({
+  session: z.string().min(1).max(256),
+  seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  body: commandBodySchema,
+});
+
+export const valueSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("noop") }),
+  z.object({
+    type: z.literal("batch"),
+    time: z.number().finite(),
+    commands: z.array(commandSchema).readonly(),
+  }),
+]);
+
+export const slotRecordSchema = z.object({
+  slot,
+  ballot: ballotSchema,
+  value: valueSchema,
+  chosen: z.boolean(),
+});
+
+const acceptEntrySchema = z.object({ slot, value: valueSchema });
+const envelope = { from: nodeId, to: nodeId };
+
+export const messageSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("pre-vote"), ...envelope, ballot: ballotSchema }),
+  z.object({ type: z.literal("pre-vote-reply"), ...envelope, ballot: ballotSchema, granted: z.boolean() }),
+  z.object({ type: z.literal("prepare"), ...envelope, ballot: ballotSchema, fromSlot: slot }),
+  z.object({
+    type: z.literal("promise"),
+    ...envelope,
+    ballot: ballotSchema,
+    fromSlot: slot,
+    nextSlot: slot,
+    entries: z.array(slotRecordSchema).readonly(),
+    noMoreAccepted: z.boolean(),
+    logStart: slot,
+    firstUnchosen: slot,
+  }),
+  z.object({
+    type: z.literal("accept"),
+    ...envelope,
+    ballot: ballotSchema,
+    entries: z.array(acceptEntrySchema).readonly(),
+    firstUnchosen: slot,
+  }),
+  z.object({
+    type: z.literal("accepted"),
+    ...envelope,
+    ballot: ballotSchema,
+    slots: z.array(slot).readonly(),
+    firstUnchosen: slot,
+  }),
+  z.object({
+    type: z.literal("reject"),
+    ...envelope,
+    ballot: ballotSchema,
+    promised: ballotSchema,
+    reason: z.enum(["promised-higher", "leader-alive", "untrusted"]),
+  }),
+  z.object({
+    type: z.literal("success"),
+    ...envelope,
+    ballot: ballotSchema,
+    entries: z.array(acceptEntrySchema).readonly(),
+    firstUnchosen: slot,
+  }),
+  z.object({ type: z.literal("heartbeat"), ...envelope, ballot: ballotSchema, firstUnchosen: slot, round: slot }),
+  z.object({ type: z.literal("heartbeat-reply"), ...envelope, ballot: ballotSchema, round: slot, firstUnchosen: slot }),
+]);
+
+/** Validates an untrusted decoded message; throws `InvalidInputError` with the reason. */
+export function parseMessage(input: unknown): Message {
+  const result = messageSchema.safeParse(input);
+  if (!result.success) throw new InvalidInputError("message", z.prettifyError(result.error));
+  return result.data as Message;
+}
+
+export function parseSlotRecord(input: unknown): SlotRecord {
+  const result = slotRecordSchema.safeParse(input);
+  if (!result.success) throw new InvalidInputError("slot record", z.prettifyError(result.error));
+  return result.data as SlotRecord;
+}
+
+export function parseCommand(input: unknown): Command {
+  const result = commandSchema.safeParse(input);
+  if (!result.success) throw new InvalidInputError("command", z.prettifyError(result.error));
+  return result.data as Command;
+}
+
+export type ValueFromSchema = z.infer<typeof valueSchema>;
+export type MessageFromSchema = z.infer<typeof messageSchema>;
+/** Compile-time check that the schemas and the types agree (see `test/schema.test.ts`). */
+export type _SchemaValue = Value;

@@ -1,0 +1,110 @@
+import type { Ballot } from "./ballot.js";
+
+/**
+ * What a log slot holds. A slot is one Basic Paxos instance; the value chosen
+ * there is one of these.
+ */
+export type Value = NoopValue | BatchValue;
+
+/** Fills a gap found in Phase 1, so that later slots can be applied. */
+export interface NoopValue {
+  readonly type: "noop";
+}
+
+/**
+ * Many client commands decided by one Paxos instance (batching). `time` is the
+ * leader's log clock when it cut the batch: a cluster-wide, never-decreasing
+ * time that session expiry is decided by, so that every replica expires the
+ * same sessions at the same slot, whatever its own clock says.
+ */
+export interface BatchValue {
+  readonly type: "batch";
+  readonly time: number;
+  readonly commands: readonly Command[];
+}
+
+/**
+ * A client command. `session` and `seq` make it exactly-once: the replicated
+ * session table keeps each session's last sequence number and result, so a
+ * retry of the same `(session, seq)` returns the first result instead of
+ * applying twice.
+ */
+export interface Command {
+  readonly session: string;
+  readonly seq: number;
+  readonly body: CommandBody;
+}
+
+export type CommandBody =
+  /** Registers `session`; commands of unknown sessions are refused as expired. */
+  | { readonly type: "open-session"; readonly ttlMs?: number }
+  /** Ends `session`; its cached result is forgotten. */
+  | { readonly type: "close-session" }
+  /** One application operation. */
+  | { readonly type: "op"; readonly op: unknown }
+  /**
+   * MultiOp (Paxos Made Live §4.4): if every `guard` test holds, apply `top`,
+   * else apply `fop`, atomically in one slot.
+   */
+  | {
+      readonly type: "multi";
+      readonly guard: readonly unknown[];
+      readonly top: readonly unknown[];
+      readonly fop: readonly unknown[];
+    };
+
+/** One slot as an acceptor holds it. `chosen` slots can never change. */
+export interface SlotRecord {
+  readonly slot: number;
+  readonly ballot: Ballot;
+  readonly value: Value;
+  readonly chosen: boolean;
+}
+
+/** A chosen slot, handed to the state-machine host in slot order. */
+export interface ChosenEntry {
+  readonly slot: number;
+  readonly value: Value;
+}
+
+export const NOOP: NoopValue = Object.freeze({ type: "noop" });
+
+/**
+ * Approximate encoded size of a value in bytes, used for the per-peer byte
+ * windows and batch limits. It is an estimate, cheap on the hot path: exact
+ * sizes belong to the codec of a transport.
+ */
+export function valueSize(value: Value): number {
+  if (value.type === "noop") return 16;
+  let bytes = 32;
+  for (const command of value.commands) bytes += commandSize(command);
+  return bytes;
+}
+
+export function commandSize(command: Command): number {
+  return 32 + command.session.length + estimateSize(command.body);
+}
+
+function estimateSize(input: unknown): number {
+  switch (typeof input) {
+    case "string":
+      return input.length + 2;
+    case "number":
+      return 8;
+    case "boolean":
+      return 5;
+    case "object": {
+      if (input === null) return 4;
+      if (input instanceof Uint8Array) return input.byteLength;
+      let bytes = 2;
+      if (Array.isArray(input)) {
+        for (const item of input) bytes += estimateSize(item) + 1;
+        return bytes;
+      }
+      for (const key in input) bytes += key.length + 4 + estimateSize((input as Record<string, unknown>)[key]);
+      return bytes;
+    }
+    default:
+      return 4;
+  }
+}
