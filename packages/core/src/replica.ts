@@ -1,4 +1,4 @@
-import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, nextBallot } from "./ballot.js";
+import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, maxBallot, nextBallot } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
 import type { Clock } from "./clock.js";
 import { EpochChangedError, NotLeaderError, OverloadedError, type SynodError, invariant } from "./errors.js";
@@ -162,6 +162,8 @@ interface Proposal {
   readonly value: Value;
   readonly size: number;
   readonly votes: Set<NodeId>;
+  /** Tick of the last (re)transmission of this proposal's accepts. */
+  sentTick: number;
 }
 
 interface CandidateState {
@@ -221,6 +223,8 @@ export class Replica {
   private readonly log = new Map<number, SlotState>();
   private logStart: number;
   private lastSlot: number;
+  /** The highest ballot of any unchosen slot record: never above `promised` (checked in O(1)). */
+  private maxAcceptedBallot: Ballot = ZERO_BALLOT;
 
   // Learner state.
   private firstUnchosen: number;
@@ -238,7 +242,8 @@ export class Replica {
   private electionElapsed = 0;
   private electionTimeout: number;
   private heartbeatElapsed = 0;
-  private maxRoundSeen: number;
+  /** The highest ballot seen in any prepare, accept, reject or heartbeat: a new candidacy goes above it. */
+  private maxBallotSeen: Ballot;
   private preVote: { readonly ballot: Ballot; readonly granted: Set<NodeId> } | undefined;
   private candidate: CandidateState | undefined;
   private leader: LeaderState | undefined;
@@ -272,9 +277,10 @@ export class Replica {
       this.log.set(record.slot, { ballot: record.ballot, value: record.value, chosen: record.chosen });
       if (record.slot > this.lastSlot) this.lastSlot = record.slot;
       this.noteValueTime(record.value);
-      if (this.bugs.has("forget-promise-on-restart") && compareBallots(record.ballot, this.promised) > 0) {
-        this.promised = record.ballot;
-      }
+      // Accepting at a ballot implies promising it: should a torn write have
+      // kept the record but lost the promise, the promise is raised here.
+      if (!record.chosen && compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
+      if (!record.chosen && compareBallots(record.ballot, this.maxAcceptedBallot) > 0) this.maxAcceptedBallot = record.ballot;
     }
     this.firstUnchosen = this.logStart;
     this.advanceFirstUnchosen();
@@ -283,7 +289,7 @@ export class Replica {
       this.handedOutThrough < this.firstUnchosen,
       () => `applied through ${this.handedOutThrough} but only slots below ${this.firstUnchosen} are known chosen`,
     );
-    this.maxRoundSeen = this.promised.round;
+    this.maxBallotSeen = this.promised;
     this.electionTimeout = this.randomElectionTimeout();
   }
 
@@ -466,11 +472,9 @@ export class Replica {
     invariant(this.firstUnchosen >= this.logStart, "firstUnchosen below logStart");
     invariant(!this.log.get(this.firstUnchosen)?.chosen, () => `slot firstUnchosen=${this.firstUnchosen} is chosen`);
     invariant(this.handedOutThrough < this.firstUnchosen, "handed out an unchosen slot");
-    for (const [slot, state] of this.log) {
-      invariant(slot >= this.logStart && slot <= this.lastSlot, () => `slot ${slot} outside [${this.logStart}, ${this.lastSlot}]`);
-      if (!state.chosen && !this.bugs.has("accept-lower-ballot") && !this.bugs.has("propose-after-deposed")) {
-        invariant(compareBallots(state.ballot, this.promised) <= 0, () => `slot ${slot} accepted above promise`);
-      }
+    invariant(this.log.size <= this.lastSlot - this.logStart + 1, "more slot records than slots in [logStart, lastSlot]");
+    if (!this.bugs.has("accept-lower-ballot") && !this.bugs.has("propose-after-deposed")) {
+      invariant(compareBallots(this.maxAcceptedBallot, this.promised) <= 0, () => `accepted ${formatBallot(this.maxAcceptedBallot)} above promise ${formatBallot(this.promised)}`);
     }
     const leader = this.leader;
     if (this.role === "leader") {
@@ -497,13 +501,13 @@ export class Replica {
   }
 
   private startPreVote(): void {
-    this.abandonLeadership();
+    this.abandonLeadership(undefined);
     this.candidate = undefined;
     this.role = "pre-candidate";
     this.leaderId = undefined;
     this.electionElapsed = 0;
     this.electionTimeout = this.randomElectionTimeout();
-    const ballot = nextBallot({ round: Math.max(this.maxRoundSeen, this.promised.round), node: this.promised.node }, this.id);
+    const ballot = nextBallot(maxBallot(this.maxBallotSeen, this.promised), this.id);
     this.preVote = { ballot, granted: new Set([this.id]) };
     if (this.checkPreVoteQuorum()) return;
     for (const voter of this.voters) {
@@ -512,7 +516,7 @@ export class Replica {
   }
 
   private onPreVote(message: PreVote): void {
-    this.noteRound(message.ballot);
+    // A pre-vote's ballot is hypothetical: it must not raise what we have seen.
     const granted = !this.hearsLiveLeader() && compareBallots(message.ballot, this.promised) > 0;
     this.outbox.push({ type: "pre-vote-reply", from: this.id, to: message.from, ballot: message.ballot, granted });
   }
@@ -556,10 +560,10 @@ export class Replica {
   }
 
   private onPrepare(message: Prepare): void {
-    this.noteRound(message.ballot);
+    this.noteBallot(message.ballot);
     const order = compareBallots(message.ballot, this.promised);
     if (order < 0) return this.reject(message.from, message.ballot, "promised-higher");
-    if (order > 0 && message.from !== this.id && this.hearsLiveLeader()) {
+    if (order > 0 && message.from !== this.id && message.from !== this.leaderId && this.hearsLiveLeader()) {
       return this.reject(message.from, message.ballot, "leader-alive");
     }
     if (order > 0) {
@@ -669,7 +673,7 @@ export class Replica {
 
   /** Leaves any leader or candidate role; fails what was in flight. */
   private becomeFollower(leaderHint: NodeId | undefined): void {
-    this.abandonLeadership();
+    this.abandonLeadership(leaderHint);
     this.preVote = undefined;
     this.candidate = undefined;
     this.role = "follower";
@@ -678,11 +682,10 @@ export class Replica {
     this.electionTimeout = this.randomElectionTimeout();
   }
 
-  private abandonLeadership(): void {
+  private abandonLeadership(hint: NodeId | undefined): void {
     const leader = this.leader;
     if (leader === undefined) return;
     this.leader = undefined;
-    const hint = this.leaderId === this.id ? undefined : this.leaderId;
     for (const proposal of leader.proposals.values()) {
       if (proposal.value.type !== "batch") continue;
       for (const command of proposal.value.commands) this.aborted.push({ command, error: new EpochChangedError(hint) });
@@ -700,7 +703,7 @@ export class Replica {
   }
 
   private onReject(message: Reject): void {
-    this.noteRound(message.promised);
+    this.noteBallot(message.promised);
     const ownBallot = this.leader?.ballot ?? this.candidate?.ballot;
     if (ownBallot === undefined || !ballotsEqual(message.ballot, ownBallot)) return;
     // "leader-alive": that acceptor still hears a leader. It is simply not
@@ -708,7 +711,8 @@ export class Replica {
     if (message.reason === "leader-alive") return;
     if (compareBallots(message.promised, ownBallot) > 0) {
       if (this.role === "leader" && this.bugs.has("propose-after-deposed")) return;
-      this.becomeFollower(message.promised.node === this.id ? undefined : message.promised.node);
+      // The owner of the higher ballot may be a mere candidate: no leader is known.
+      this.becomeFollower(undefined);
     }
   }
 
@@ -722,7 +726,7 @@ export class Replica {
   }
 
   private onAccept(message: Accept): void {
-    this.noteRound(message.ballot);
+    this.noteBallot(message.ballot);
     const order = compareBallots(message.ballot, this.promised);
     const selfProposal = message.from === this.id && this.bugs.has("propose-after-deposed");
     if (order < 0 && !this.bugs.has("accept-lower-ballot") && !selfProposal) {
@@ -757,7 +761,7 @@ export class Replica {
   }
 
   private onSuccess(message: Success): void {
-    this.noteRound(message.ballot);
+    this.noteBallot(message.ballot);
     for (const entry of message.entries) this.learnChosen(entry.slot, entry.value);
     if (compareBallots(message.ballot, this.promised) >= 0) this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
     this.learnChosenBelow(this.knownLeaderBallot, this.knownLeaderFirstUnchosen);
@@ -773,7 +777,7 @@ export class Replica {
   }
 
   private onHeartbeat(message: Heartbeat): void {
-    this.noteRound(message.ballot);
+    this.noteBallot(message.ballot);
     if (compareBallots(message.ballot, this.promised) < 0) return this.reject(message.from, message.ballot, "promised-higher");
     if (this.role !== "follower" && message.from !== this.id) {
       // A leader at a ballot at least our promise is alive: stop standing.
@@ -799,12 +803,12 @@ export class Replica {
     if (leaderId === this.id) return;
     this.leaderId = leaderId;
     this.electionElapsed = 0;
-    if (compareBallots(ballot, this.knownLeaderBallot) >= 0) {
+    const order = compareBallots(ballot, this.knownLeaderBallot);
+    if (order > 0) {
       this.knownLeaderBallot = ballot;
-      this.knownLeaderFirstUnchosen = Math.max(
-        ballotsEqual(ballot, this.knownLeaderBallot) ? this.knownLeaderFirstUnchosen : 0,
-        leaderFirstUnchosen,
-      );
+      this.knownLeaderFirstUnchosen = leaderFirstUnchosen;
+    } else if (order === 0 && leaderFirstUnchosen > this.knownLeaderFirstUnchosen) {
+      this.knownLeaderFirstUnchosen = leaderFirstUnchosen;
     }
   }
 
@@ -841,6 +845,10 @@ export class Replica {
 
   private writeSlot(slot: number, state: SlotState): void {
     this.log.set(slot, state);
+    // However a slot becomes known chosen (quorum, Phase 1, a `success` from
+    // an earlier leader), a proposal of ours for it is settled.
+    if (state.chosen) this.leader?.proposals.delete(slot);
+    if (!state.chosen && compareBallots(state.ballot, this.maxAcceptedBallot) > 0) this.maxAcceptedBallot = state.ballot;
     this.unpersistedRecords.set(slot, { slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
     if (slot > this.lastSlot) this.lastSlot = slot;
     this.noteValueTime(state.value);
@@ -856,8 +864,8 @@ export class Replica {
     else this.outboxAfterPersist.push(message);
   }
 
-  private noteRound(ballot: Ballot): void {
-    if (ballot.round > this.maxRoundSeen) this.maxRoundSeen = ballot.round;
+  private noteBallot(ballot: Ballot): void {
+    if (compareBallots(ballot, this.maxBallotSeen) > 0) this.maxBallotSeen = ballot;
   }
 
   private noteValueTime(value: Value): void {
@@ -892,6 +900,17 @@ export class Replica {
       this.becomeFollower(undefined);
       return;
     }
+    // The oldest unchosen proposal holds up everything after it. If it has
+    // waited a while, an accept or its reply was lost (a later acknowledgement
+    // may have freed the window without covering it): resend from it to every
+    // peer that has not voted for it.
+    const oldest = leader.proposals.get(this.firstUnchosen);
+    if (oldest !== undefined && this.currentTick - oldest.sentTick >= 2 * this.options.heartbeatTicks) {
+      oldest.sentTick = this.currentTick;
+      for (const [peer, progress] of leader.peers) {
+        if (!oldest.votes.has(peer)) progress.reset(this.firstUnchosen);
+      }
+    }
     this.broadcastHeartbeat();
   }
 
@@ -921,7 +940,8 @@ export class Replica {
     const progress = leader.peers.get(message.from);
     if (progress === undefined) return;
     progress.lastHeardTick = this.currentTick;
-    progress.firstUnchosen = Math.max(progress.firstUnchosen, message.firstUnchosen);
+    // The latest report, not the highest: a restarted replica may have lost unsynced chosen marks.
+      progress.firstUnchosen = message.firstUnchosen;
     if ((leader.roundAcks.get(message.from) ?? 0) < message.round) leader.roundAcks.set(message.from, message.round);
     // The follower saw our firstUnchosen of that round and marked every slot
     // it accepted at our ballot: if it is still behind it, it lacks a value.
@@ -936,7 +956,8 @@ export class Replica {
     const progress = leader.peers.get(message.from);
     if (progress !== undefined) {
       progress.lastHeardTick = this.currentTick;
-      progress.firstUnchosen = Math.max(progress.firstUnchosen, message.firstUnchosen);
+      // The latest report, not the highest: a restarted replica may have lost unsynced chosen marks.
+      progress.firstUnchosen = message.firstUnchosen;
     }
     let highest = -1;
     for (const slot of message.slots) {
@@ -1031,7 +1052,7 @@ export class Replica {
 
   /** Proposes `value` for `slot` at the leader's ballot: this replica's own acceptor votes once its write is durable. */
   private proposeAt(leader: LeaderState, slot: number, value: Value): void {
-    leader.proposals.set(slot, { value, size: valueSize(value), votes: new Set() });
+    leader.proposals.set(slot, { value, size: valueSize(value), votes: new Set(), sentTick: this.currentTick });
     this.onAccept({
       type: "accept",
       from: this.id,

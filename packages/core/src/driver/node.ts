@@ -114,7 +114,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.timer !== undefined) clearInterval(this.timer as never);
     this.failAll(new StoppedError());
     await this.config.transport.close();
     while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
@@ -333,7 +333,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private fail(error: Error): void {
     if (this.fatalError !== undefined) return;
     this.fatalError = error;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.timer !== undefined) clearInterval(this.timer as never);
     this.failAll(error);
     for (const listener of this.listeners.fatal) listener(error);
   }

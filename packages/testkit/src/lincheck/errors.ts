@@ -18,7 +18,7 @@ export class HistoryParseError extends Error {
     /** File name or other label of the input, when known. */
     readonly source?: string,
   ) {
-    super(`${source === undefined ? "" : `${source}:`}line ${line}: ${reason}${text === "" ? "" : `: ${JSON.stringify(text)}`}`);
+    super(`${source === undefined ? `line ${line}` : `${source}:${line}`}: ${reason}${text === "" ? "" : `: ${JSON.stringify(text)}`}`);
   }
 }
 

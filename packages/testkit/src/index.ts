@@ -1,0 +1,2 @@
+export * from "./lincheck/index.js";
+export * from "./sim/index.js";
