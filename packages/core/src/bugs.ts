@@ -18,11 +18,11 @@ export const PLANTED_BUGS = [
   "chosen-any-ballot",
   /** The session table is not consulted, so a retried command is applied again. */
   "ignore-session-table",
-  /** A leader that promised a higher ballot keeps proposing at its old one. */
-  "propose-after-deposed",
+  /** A promise reports only unchosen slots, so a new leader cannot see values already chosen. */
+  "promise-omits-chosen",
   /** A restarted replica forgets its promised ballot. */
   "forget-promise-on-restart",
-  /** The leader serves reads without confirming with a quorum that it still leads. */
+  /** The leader serves reads from its local state at once, without confirming with a quorum that it still leads. */
   "read-without-quorum",
 ] as const;
 

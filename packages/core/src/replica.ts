@@ -362,8 +362,8 @@ export class Replica {
     const id = this.nextReadId++;
     const read = { id, slot: leader.nextSlot, round: leader.heartbeatRound + 1 };
     if (this.bugs.has("read-without-quorum")) {
-      if (this.firstUnchosen >= read.slot) this.readyReads.push({ id, slot: read.slot });
-      else leader.reads.push({ ...read, round: 0 });
+      // Planted bug (etcd 2.0's): serve from the local state at once.
+      this.readyReads.push({ id, slot: this.firstUnchosen });
       return id;
     }
     leader.reads.push(read);
@@ -473,13 +473,13 @@ export class Replica {
     invariant(!this.log.get(this.firstUnchosen)?.chosen, () => `slot firstUnchosen=${this.firstUnchosen} is chosen`);
     invariant(this.handedOutThrough < this.firstUnchosen, "handed out an unchosen slot");
     invariant(this.log.size <= this.lastSlot - this.logStart + 1, "more slot records than slots in [logStart, lastSlot]");
-    if (!this.bugs.has("accept-lower-ballot") && !this.bugs.has("propose-after-deposed")) {
+    if (!this.bugs.has("accept-lower-ballot")) {
       invariant(compareBallots(this.maxAcceptedBallot, this.promised) <= 0, () => `accepted ${formatBallot(this.maxAcceptedBallot)} above promise ${formatBallot(this.promised)}`);
     }
     const leader = this.leader;
     if (this.role === "leader") {
       invariant(leader !== undefined, "leader without leader state");
-      invariant(ballotsEqual(leader.ballot, this.promised) || this.bugs.has("propose-after-deposed"), "leader ballot is not the promised one");
+      invariant(ballotsEqual(leader.ballot, this.promised), "leader ballot is not the promised one");
       invariant(leader.nextSlot >= this.firstUnchosen, "nextSlot below firstUnchosen");
       for (const slot of leader.proposals.keys()) invariant(slot >= this.firstUnchosen && slot < leader.nextSlot, () => `proposal at ${slot} outside window`);
     } else {
@@ -568,11 +568,7 @@ export class Replica {
     }
     if (order > 0) {
       this.setPromised(message.ballot);
-      if (this.role === "leader" && this.bugs.has("propose-after-deposed")) {
-        // Planted bug: keep leading at the old ballot after promising a higher one.
-      } else if (message.from !== this.id) {
-        this.becomeFollower(undefined);
-      }
+      if (message.from !== this.id) this.becomeFollower(undefined);
     }
     const limit = this.options.maxPromiseEntries;
     const entries: SlotRecord[] = [];
@@ -580,7 +576,9 @@ export class Replica {
     let slot = start;
     for (; slot <= this.lastSlot && entries.length < limit; slot += 1) {
       const state = this.log.get(slot);
-      if (state !== undefined) entries.push({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
+      if (state !== undefined && !(state.chosen && this.bugs.has("promise-omits-chosen"))) {
+        entries.push({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
+      }
     }
     const noMoreAccepted = slot > this.lastSlot || this.bugs.has("no-more-accepted-early");
     const promise: PromiseMessage = {
@@ -710,7 +708,6 @@ export class Replica {
     // counted; a quorum of others may still promise, else the candidacy times out.
     if (message.reason === "leader-alive") return;
     if (compareBallots(message.promised, ownBallot) > 0) {
-      if (this.role === "leader" && this.bugs.has("propose-after-deposed")) return;
       // The owner of the higher ballot may be a mere candidate: no leader is known.
       this.becomeFollower(undefined);
     }
@@ -719,7 +716,7 @@ export class Replica {
   // ---------------------------------------------------------------- acceptor
 
   private setPromised(ballot: Ballot): void {
-    invariant(compareBallots(ballot, this.promised) >= 0 || this.bugs.has("propose-after-deposed"), "promise regressed");
+    invariant(compareBallots(ballot, this.promised) >= 0, "promise regressed");
     if (ballotsEqual(ballot, this.promised)) return;
     this.promised = ballot;
     this.unpersistedPromised = ballot;
@@ -728,8 +725,7 @@ export class Replica {
   private onAccept(message: Accept): void {
     this.noteBallot(message.ballot);
     const order = compareBallots(message.ballot, this.promised);
-    const selfProposal = message.from === this.id && this.bugs.has("propose-after-deposed");
-    if (order < 0 && !this.bugs.has("accept-lower-ballot") && !selfProposal) {
+    if (order < 0 && !this.bugs.has("accept-lower-ballot")) {
       return this.reject(message.from, message.ballot, "promised-higher");
     }
     if (order > 0) this.setPromised(message.ballot);

@@ -7,6 +7,8 @@ export type NemesisStream = "network" | "process" | "disk";
 /** What the nemesis may do to the cluster; implemented by the simulation. */
 export interface NemesisTarget {
   readonly ids: readonly string[];
+  /** Client names (`c0`, `c1`...): partitions cut clients off from some replicas too. */
+  readonly clients: readonly string[];
   readonly cutLinks: Set<string>;
   currentLeader(): string | undefined;
   crash(node: string): void;
@@ -105,10 +107,19 @@ export class Nemesis {
     const ids = this.target.ids;
     const cut: string[] = [];
     const both = (a: string, b: string) => cut.push(`${a}>${b}`, `${b}>${a}`);
+    // Clients land on one side of a split or the other, as clients in the
+    // same datacenter as a minority would: they reach only that side.
+    const splitClients = (side: ReadonlySet<string>) => {
+      for (const client of this.target.clients) {
+        const onSide = this.random.chance(0.5);
+        for (const id of ids) if (side.has(id) !== onSide) both(client, id);
+      }
+    };
     switch (this.random.integer(4)) {
       case 0: {
         const side = new Set(ids.filter(() => this.random.chance(0.5)));
         for (const a of ids) for (const b of ids) if (side.has(a) && !side.has(b)) both(a, b);
+        splitClients(side);
         break;
       }
       case 1: {
@@ -120,6 +131,7 @@ export class Nemesis {
       case 2: {
         const leader = this.target.currentLeader() ?? this.pick(ids);
         for (const other of ids) if (other !== leader) both(leader, other);
+        splitClients(new Set([leader]));
         break;
       }
       default: {

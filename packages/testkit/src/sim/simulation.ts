@@ -379,6 +379,7 @@ export class Simulation {
   private nemesisTarget(): NemesisTarget {
     return {
       ids: this.ids,
+      clients: this.clients.map((client) => `c${client.index}`),
       cutLinks: this.cutLinks,
       currentLeader: () => this.currentLeader(),
       crash: (id) => {
@@ -470,7 +471,9 @@ export class Simulation {
       switch (output.kind) {
         case "send": {
           const latency = 0.5 + this.random.float() * 3;
-          this.queue.push(this.now + latency, { kind: "request", node: output.node, client: index, attempt: output.attempt, request: output.request });
+          if (!this.cutLinks.has(`c${index}>${output.node}`)) {
+            this.queue.push(this.now + latency, { kind: "request", node: output.node, client: index, attempt: output.attempt, request: output.request });
+          }
           this.queue.push(this.now + output.timeoutMs, { kind: "client-timeout", client: index, attempt: output.attempt });
           break;
         }
@@ -508,7 +511,8 @@ export class Simulation {
     this.process(node);
   }
 
-  private replyTo(_node: string, client: number, attempt: number, reply: ClientReply): void {
+  private replyTo(node: string, client: number, attempt: number, reply: ClientReply): void {
+    if (this.cutLinks.has(`${node}>c${client}`)) return;
     const latency = 0.5 + this.random.float() * 3;
     this.queue.push(this.now + latency, { kind: "reply", client, attempt, reply });
   }

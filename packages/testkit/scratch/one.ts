@@ -1,4 +1,0 @@
-import { runSimulation } from "/work/main/packages/testkit/src/sim/index.js";
-const seed = Number(process.argv[2]); const replicas = Number(process.argv[3] ?? 3); const bugs = process.argv.slice(4) as any;
-const r = runSimulation({ seed, replicas, bugs });
-console.log(r.violation ?? "ok", JSON.stringify(r.statistics));
