@@ -1,0 +1,5 @@
+/**
+ * Test helpers for adapters and applications built on Synod. Imports vitest:
+ * use it from test files only.
+ */
+export { runStorageConformance, type StorageHarness } from "./storage-conformance.js";
