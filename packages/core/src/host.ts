@@ -196,9 +196,8 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     const body = command.body;
     const existing = this.sessions.get(command.session);
     if (body.type === "open-session") {
-      if (existing === undefined) {
-        this.touch(command.session, { lastSeq: command.seq, lastOutcome: OK_NULL, lastActive: this.logTime });
-      }
+      if (existing === undefined) this.touch(command.session, { lastSeq: command.seq, lastOutcome: OK_NULL, lastActive: this.logTime });
+      else this.touch(command.session, { ...existing, lastActive: this.logTime });
       return { command, slot, outcome: OK_NULL, duplicate: existing !== undefined };
     }
     if (existing === undefined) {
@@ -232,9 +231,14 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     return { command, slot, outcome, duplicate: false };
   }
 
-  /** Re-inserts so that the Map's order is least recently active first. */
+  /**
+   * Keeps the Map's order least recently active first. Log time never goes
+   * down, so an entry already active at this time is in order where it is and
+   * is updated in place (the common case in a batch; re-inserting costs).
+   */
   private touch(session: string, entry: SessionEntry): void {
-    this.sessions.delete(session);
+    const existing = this.sessions.get(session);
+    if (existing === undefined || existing.lastActive !== entry.lastActive) this.sessions.delete(session);
     this.sessions.set(session, entry);
   }
 

@@ -64,6 +64,8 @@ export interface RecoveredState {
   readonly logStart: number;
   /** The last slot the state machine already reflects (from its snapshot); chosen entries are handed out after it. */
   readonly appliedThrough: number;
+  /** The log time of the snapshot, if any: the log clock never goes below it, even when compaction left no batch behind. */
+  readonly logTime?: number;
 }
 
 export const EMPTY_STATE: RecoveredState = Object.freeze({
@@ -190,7 +192,6 @@ interface LeaderState {
   readonly proposals: Map<number, Proposal>;
   readonly queue: Command[];
   queueHead: number;
-  queueBytes: number;
   readonly peers: Map<NodeId, PeerProgress>;
   heartbeatRound: number;
   /** Highest heartbeat round each voter (including this one) has answered. */
@@ -272,6 +273,7 @@ export class Replica {
     this.promised = this.bugs.has("forget-promise-on-restart") ? ZERO_BALLOT : recovered.promised;
     this.logStart = recovered.logStart;
     this.lastSlot = recovered.logStart - 1;
+    this.maxLogTime = recovered.logTime ?? 0;
     for (const record of recovered.records) {
       invariant(record.slot >= recovered.logStart, () => `record for slot ${record.slot} below logStart ${recovered.logStart}`);
       this.log.set(record.slot, { ballot: record.ballot, value: record.value, chosen: record.chosen });
@@ -348,7 +350,6 @@ export class Replica {
       throw new OverloadedError(`${this.options.maxQueuedCommands} commands queued`);
     }
     leader.queue.push(command);
-    leader.queueBytes += commandSize(command);
   }
 
   /**
@@ -641,7 +642,6 @@ export class Replica {
       proposals: new Map(),
       queue: [],
       queueHead: 0,
-      queueBytes: 0,
       peers,
       heartbeatRound: 0,
       roundAcks: new Map(),
@@ -1031,15 +1031,13 @@ export class Replica {
         bytes += size;
         leader.queueHead += 1;
       }
-      leader.queueBytes -= bytes;
       const time = Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
-      this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands });
+      this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands }, bytes + 32);
       leader.nextSlot += 1;
     }
     if (leader.queueHead === leader.queue.length) {
       leader.queue.length = 0;
       leader.queueHead = 0;
-      leader.queueBytes = 0;
     } else if (leader.queueHead > 4096) {
       leader.queue.splice(0, leader.queueHead);
       leader.queueHead = 0;
@@ -1047,8 +1045,8 @@ export class Replica {
   }
 
   /** Proposes `value` for `slot` at the leader's ballot: this replica's own acceptor votes once its write is durable. */
-  private proposeAt(leader: LeaderState, slot: number, value: Value): void {
-    leader.proposals.set(slot, { value, size: valueSize(value), votes: new Set(), sentTick: this.currentTick });
+  private proposeAt(leader: LeaderState, slot: number, value: Value, size = valueSize(value)): void {
+    leader.proposals.set(slot, { value, size, votes: new Set(), sentTick: this.currentTick });
     this.onAccept({
       type: "accept",
       from: this.id,

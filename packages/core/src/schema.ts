@@ -17,7 +17,7 @@ export const ballotSchema = z.object({
 });
 
 export const commandBodySchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("open-session"), ttlMs: z.number().int().positive().optional() }),
+  z.object({ type: z.literal("open-session") }),
   z.object({ type: z.literal("close-session") }),
   z.object({ type: z.literal("op"), op: z.unknown() }),
   z.object({

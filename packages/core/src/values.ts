@@ -37,7 +37,7 @@ export interface Command {
 
 export type CommandBody =
   /** Registers `session`; commands of unknown sessions are refused as expired. */
-  | { readonly type: "open-session"; readonly ttlMs?: number }
+  | { readonly type: "open-session" }
   /** Ends `session`; its cached result is forgotten. */
   | { readonly type: "close-session" }
   /** One application operation. */

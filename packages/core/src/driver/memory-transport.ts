@@ -52,7 +52,10 @@ export class MemoryNetwork {
     this.queue.push(message);
     if (!this.scheduled) {
       this.scheduled = true;
-      setTimeout(() => this.flush(), 0);
+      // A macrotask, so timers get their turn; setImmediate where the runtime
+      // has it (Node, Bun: no 1 ms clamp), else setTimeout.
+      if (typeof setImmediate === "function") setImmediate(() => this.flush());
+      else setTimeout(() => this.flush(), 0);
     }
   }
 

@@ -59,7 +59,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   readonly id: NodeId;
   private replica: Replica | undefined;
   private readonly host: StateMachineHost<Op, Test, Result, Query, QueryResult>;
-  private readonly waiters = new Map<string, Waiter>();
+  /** Callers waiting for a command's outcome, by session and sequence number (a retry joins the first). */
+  private readonly waiters = new Map<string, Waiter[]>();
   private readonly reads = new Map<number, { query: Query; resolve(value: QueryResult): void; reject(error: Error): void }>();
   private readonly listeners: { [K in keyof NodeEvents]: Set<Listener<NodeEvents[K]>> } = {
     leader: new Set(),
@@ -73,11 +74,12 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private fatalError: Error | undefined;
   private lastLeader: NodeId | undefined;
   private lastRole: ReplicaStatus["role"] = "follower";
-  private readonly ownSession: string;
+  private ownSession: string;
   private ownSessionOpen: Promise<void> | undefined;
   private nextSeq = 1;
   private slotsSinceSnapshot = 0;
-  private snapshotting = false;
+  /** The snapshot being written, if any: `stop()` waits for it. */
+  private snapshotting: Promise<void> | undefined;
 
   constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
     if (!config.voters.includes(config.id)) throw new InvalidInputError("node config", `id ${config.id} is not among voters`);
@@ -87,7 +89,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       voters: config.voters,
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
-    this.ownSession = `${config.id}/${randomHex(config.random)}`;
+    this.ownSession = newSessionId(config.id);
   }
 
   /** Loads storage, restores the latest snapshot, and starts ticking and listening. */
@@ -98,12 +100,18 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       {
         id: this.config.id,
         voters: this.config.voters,
-        random: this.config.random ?? new SeededRandom(hashString(this.ownSession)),
+        random: this.config.random ?? new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0] as number),
         clock: this.config.clock ?? monotonicClock,
         ...(this.config.replica === undefined ? {} : { options: this.config.replica }),
         ...(this.config.bugs === undefined ? {} : { bugs: this.config.bugs }),
       },
-      { promised: stored.promised, records: stored.records, logStart: stored.logStart, appliedThrough: this.host.appliedThrough },
+      {
+        promised: stored.promised,
+        records: stored.records,
+        logStart: stored.logStart,
+        appliedThrough: this.host.appliedThrough,
+        logTime: this.host.time,
+      },
     );
     this.config.transport.onMessage((message) => this.onMessage(message));
     this.timer = setInterval(() => this.input((replica) => replica.tick()), this.config.tickMs ?? 50);
@@ -118,6 +126,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     this.failAll(new StoppedError());
     await this.config.transport.close();
     while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
+    await this.snapshotting;
     await this.config.storage.close();
   }
 
@@ -153,19 +162,24 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
    * outcome. Used by client-facing servers.
    */
   submit(command: Command): Promise<Outcome> {
-    const cached = this.host.cachedOutcome(command.session, command.seq);
-    if (cached !== undefined) return Promise.resolve(cached);
     return new Promise<Outcome>((resolve, reject) => {
       if (this.fatalError !== undefined) return reject(this.fatalError);
       if (this.stopped) return reject(new StoppedError());
+      const cached = this.host.cachedOutcome(command.session, command.seq);
+      if (cached !== undefined) return resolve(cached);
       const key = waiterKey(command.session, command.seq);
+      const waiting = this.waiters.get(key);
+      if (waiting !== undefined) {
+        // Already proposed and not yet answered: wait for the same outcome.
+        waiting.push({ resolve, reject });
+        return;
+      }
       try {
         this.requireReplica().propose(command);
       } catch (error) {
         return reject(error);
       }
-      this.waiters.get(key)?.reject(new EpochChangedError(undefined));
-      this.waiters.set(key, { resolve, reject });
+      this.waiters.set(key, [{ resolve, reject }]);
       this.scheduleDrain();
     });
   }
@@ -192,8 +206,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   /** Takes a snapshot now, saves it, and compacts the log behind it. */
   async snapshot(): Promise<Snapshot> {
+    if (this.stopped) throw new StoppedError();
     const { write } = this.host.beginSnapshot();
     const snapshot = await write();
+    if (this.stopped) throw new StoppedError("stopped while the snapshot was written; it was not saved");
     await this.config.storage.saveSnapshot(snapshot);
     const keep = this.config.snapshotTailSlots ?? 1000;
     this.input((replica) => replica.compact(Math.max(0, snapshot.handle.slot + 1 - keep)));
@@ -218,11 +234,21 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   private async proposeOwn(body: CommandBody): Promise<unknown> {
     await this.openOwnSession();
-    const command: Command = { session: this.ownSession, seq: this.nextSeq++, body };
+    let command: Command = { session: this.ownSession, seq: this.nextSeq++, body };
     for (let attempt = 0; ; attempt += 1) {
       try {
         const outcome = await this.submit(command);
         if (outcome.ok) return outcome.result;
+        // The session expired while this node was idle. On a first attempt
+        // the command cannot have applied (its session was gone), so it is
+        // safe to open a new session and send it there; after an attempt of
+        // unknown outcome it is not, and the caller must decide.
+        if (outcome.error.code === "SESSION_EXPIRED" && attempt === 0 && command.session === this.ownSession) {
+          this.renewOwnSession();
+          await this.openOwnSession();
+          command = { session: this.ownSession, seq: this.nextSeq++, body };
+          continue;
+        }
         throw errorFromReply(outcome.error);
       } catch (error) {
         // Leadership changed while in flight: retrying the same (session, seq)
@@ -231,6 +257,12 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         await new Promise<void>((resolve) => setTimeout(() => resolve(), this.config.tickMs ?? 50));
       }
     }
+  }
+
+  private renewOwnSession(): void {
+    this.ownSession = newSessionId(this.id);
+    this.ownSessionOpen = undefined;
+    this.nextSeq = 1;
   }
 
   private openOwnSession(): Promise<void> {
@@ -280,10 +312,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     for (const entry of ready.chosen) {
       for (const applied of this.host.apply(entry)) {
         const key = waiterKey(applied.command.session, applied.command.seq);
-        const waiter = this.waiters.get(key);
-        if (waiter === undefined) continue;
+        const waiting = this.waiters.get(key);
+        if (waiting === undefined) continue;
         this.waiters.delete(key);
-        waiter.resolve(applied.outcome);
+        for (const waiter of waiting) waiter.resolve(applied.outcome);
       }
       this.slotsSinceSnapshot += 1;
     }
@@ -299,7 +331,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     }
     for (const aborted of ready.aborted) {
       const key = waiterKey(aborted.command.session, aborted.command.seq);
-      this.waiters.get(key)?.reject(aborted.error);
+      for (const waiter of this.waiters.get(key) ?? []) waiter.reject(aborted.error);
       this.waiters.delete(key);
     }
     replica.advance(ready);
@@ -308,13 +340,17 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   private maybeSnapshot(): void {
     const every = this.config.snapshotEverySlots ?? 10_000;
-    if (every <= 0 || this.snapshotting || this.slotsSinceSnapshot < every) return;
-    this.snapshotting = true;
+    if (every <= 0 || this.snapshotting !== undefined || this.slotsSinceSnapshot < every) return;
     this.slotsSinceSnapshot = 0;
-    this.snapshot()
-      .catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))))
+    this.snapshotting = this.snapshot()
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          if (!this.stopped) this.fail(error instanceof Error ? error : new Error(String(error)));
+        },
+      )
       .finally(() => {
-        this.snapshotting = false;
+        this.snapshotting = undefined;
       });
   }
 
@@ -339,7 +375,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   }
 
   private failAll(error: Error): void {
-    for (const waiter of this.waiters.values()) waiter.reject(error);
+    for (const waiting of this.waiters.values()) for (const waiter of waiting) waiter.reject(error);
     this.waiters.clear();
     for (const read of this.reads.values()) read.reject(error);
     this.reads.clear();
@@ -380,17 +416,15 @@ function waiterKey(session: string, seq: number): string {
   return `${session}\u0000${seq}`;
 }
 
-function randomHex(random: Random | undefined): string {
-  let out = "";
-  for (let index = 0; index < 4; index += 1) {
-    const word = random === undefined ? Math.floor(Math.random() * 0x100000000) : random.integer(0x100000000);
-    out += word.toString(16).padStart(8, "0");
-  }
-  return out;
+/**
+ * A session id unique to this process start: 128 random bits from the
+ * platform's cryptographic generator, never the seeded PRNG (a restart with
+ * the same seed must not reuse a session whose sequence numbers it forgot).
+ */
+function newSessionId(nodeId: NodeId): string {
+  const words = crypto.getRandomValues(new Uint32Array(4));
+  let hex = "";
+  for (const word of words) hex += word.toString(16).padStart(8, "0");
+  return `${nodeId}/${hex}`;
 }
 
-function hashString(text: string): number {
-  let hash = 2166136261;
-  for (let index = 0; index < text.length; index += 1) hash = Math.imul(hash ^ text.charCodeAt(index), 16777619);
-  return hash >>> 0;
-}

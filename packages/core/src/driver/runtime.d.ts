@@ -9,3 +9,5 @@ declare function setInterval(callback: () => void, ms?: number): unknown;
 declare function clearInterval(handle: unknown): void;
 declare function queueMicrotask(callback: () => void): void;
 declare const performance: { now(): number };
+declare const crypto: { getRandomValues<T extends Uint32Array>(array: T): T };
+declare const setImmediate: ((callback: () => void) => unknown) | undefined;
