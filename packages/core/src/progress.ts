@@ -1,3 +1,12 @@
+import type { AcceptEntry } from "./messages.js";
+import type { Value } from "./values.js";
+
+/** What the leader has proposed in a slot, as the window needs it. */
+export interface ProposedSlot {
+  readonly value: Value;
+  readonly size: number;
+}
+
 /**
  * The leader's view of one peer's replication progress (after etcd-io/raft's
  * `tracker.Progress` and `Inflights`): which slot to send next, and a window
@@ -54,6 +63,41 @@ export class PeerProgress {
     this.sizes.push(size);
     this.bytes += size;
     this.next = slot + 1;
+  }
+
+  /**
+   * The accepts to send this peer now: proposals from `next` up to
+   * `nextSlot`, as many as the window takes. Slots no longer proposed are
+   * chosen; the peer learns those through `firstUnchosen` or `success`.
+   */
+  takeAccepts(proposals: ReadonlyMap<number, ProposedSlot>, nextSlot: number, nowTick: number): AcceptEntry[] {
+    const entries: AcceptEntry[] = [];
+    while (this.next < nextSlot) {
+      const slot = this.next;
+      const proposal = proposals.get(slot);
+      if (proposal === undefined) {
+        this.next = slot + 1;
+        continue;
+      }
+      if (!this.canSend(proposal.size)) break;
+      this.sent(slot, proposal.size, nowTick);
+      entries.push({ slot, value: proposal.value });
+    }
+    return entries;
+  }
+
+  /**
+   * Accepts or a `success` outstanding with no answer for `retransmitTicks`
+   * were probably lost: probe again from what the peer last reported (but
+   * never below `logStart`).
+   */
+  retransmitIfStalled(nowTick: number, retransmitTicks: number, logStart: number): void {
+    if (this.inflightCount > 0 && nowTick - this.lastAckTick >= retransmitTicks) {
+      this.reset(Math.max(this.firstUnchosen, logStart));
+    }
+    if (this.successInFlightSinceTick !== undefined && nowTick - this.successInFlightSinceTick >= retransmitTicks) {
+      this.successInFlightSinceTick = undefined;
+    }
   }
 
   /** Frees every window entry up to and including `slot` (replies acknowledge in order per peer). */

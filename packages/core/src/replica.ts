@@ -1,7 +1,7 @@
 import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, maxBallot, nextBallot } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
 import type { Clock } from "./clock.js";
-import { EpochChangedError, NotLeaderError, OverloadedError, type SynodError, invariant } from "./errors.js";
+import { EpochChangedError, NotLeaderError, OverloadedError, invariant } from "./errors.js";
 import type {
   Accept,
   AcceptEntry,
@@ -16,149 +16,28 @@ import type {
   Reject,
   Success,
 } from "./messages.js";
+import { PhaseOne } from "./phase-one.js";
 import { PeerProgress } from "./progress.js";
+import { ProposalQueue } from "./proposal-queue.js";
 import { hasQuorum } from "./quorum.js";
 import type { Random } from "./random.js";
-import { type ChosenEntry, type Command, NOOP, type SlotRecord, type Value, commandSize, valueSize } from "./values.js";
+import { ReadIndex } from "./read-index.js";
+import { SlotLog, type SlotState } from "./slot-log.js";
+import { ReadyBuilder } from "./ready-builder.js";
+import {
+  DEFAULT_REPLICA_OPTIONS,
+  EMPTY_STATE,
+  type Ready,
+  type RecoveredState,
+  type ReplicaConfig,
+  type ReplicaOptions,
+  type ReplicaStatus,
+  type Role,
+} from "./replica-types.js";
+import { type ChosenEntry, type Command, NOOP, type SlotRecord, type Value, valueSize } from "./values.js";
 
-/** Tunables of one replica. Every replica of a cluster should use the same values. */
-export interface ReplicaOptions {
-  /** Minimum ticks without hearing the leader before a follower stands; the timeout is drawn from `[electionTicks, 2 × electionTicks)`. */
-  electionTicks: number;
-  /** Ticks between the leader's heartbeats. Must be well below `electionTicks`. */
-  heartbeatTicks: number;
-  /** Most commands in one slot (1 disables batching). */
-  maxBatchCommands: number;
-  /** Most estimated bytes of commands in one slot (a single larger command still gets a slot). */
-  maxBatchBytes: number;
-  /** Most slots proposed and not yet chosen, and most accepts in flight to any one peer. */
-  maxInflightSlots: number;
-  /** Most estimated bytes of accepts in flight to any one peer. */
-  maxInflightBytes: number;
-  /** Most entries in one promise reply; the rest follow on further prepares (`noMoreAccepted`). */
-  maxPromiseEntries: number;
-  /** Most entries in one `success` message to a lagging replica. */
-  maxSuccessEntries: number;
-  /** Most commands queued at the leader waiting for a slot before proposals are refused. */
-  maxQueuedCommands: number;
-}
+export * from "./replica-types.js";
 
-export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
-  electionTicks: 10,
-  heartbeatTicks: 2,
-  maxBatchCommands: 512,
-  maxBatchBytes: 512 * 1024,
-  maxInflightSlots: 256,
-  maxInflightBytes: 8 * 1024 * 1024,
-  maxPromiseEntries: 512,
-  maxSuccessEntries: 256,
-  maxQueuedCommands: 100_000,
-});
-
-/** What a replica finds in its storage when it starts. */
-export interface RecoveredState {
-  readonly promised: Ballot;
-  /** Slot records in ascending slot order, all at or above `logStart`. */
-  readonly records: readonly SlotRecord[];
-  /** Slots below this were compacted into a snapshot. */
-  readonly logStart: number;
-  /** The last slot the state machine already reflects (from its snapshot); chosen entries are handed out after it. */
-  readonly appliedThrough: number;
-  /** The log time of the snapshot, if any: the log clock never goes below it, even when compaction left no batch behind. */
-  readonly logTime?: number;
-}
-
-export const EMPTY_STATE: RecoveredState = Object.freeze({
-  promised: ZERO_BALLOT,
-  records: [],
-  logStart: 0,
-  appliedThrough: -1,
-});
-
-export interface ReplicaConfig {
-  readonly id: NodeId;
-  /** The voting members, including `id`. */
-  readonly voters: readonly NodeId[];
-  readonly random: Random;
-  readonly clock: Clock;
-  readonly options?: Partial<ReplicaOptions>;
-  /** Test-only: protocol bugs to plant (see `bugs.ts`). */
-  readonly bugs?: PlantedBugs;
-}
-
-/** What must be made durable before the replies in the same `Ready` may leave. */
-export interface PersistBatch {
-  /** The new promised ballot, when it changed. */
-  readonly promised: Ballot | undefined;
-  /** Slot records to write (a later record for a slot replaces an earlier one). */
-  readonly records: readonly SlotRecord[];
-  /** Drop slot records below this slot (after a snapshot). */
-  readonly truncateBefore: number | undefined;
-}
-
-/** A proposal that will not be answered by applying it, and why. */
-export interface AbortedCommand {
-  readonly command: Command;
-  readonly error: SynodError;
-}
-
-/** A linearizable read the driver may now serve: the state machine has applied everything it must see. */
-export interface ReadyRead {
-  readonly id: number;
-  /** Serve it after applying every slot below this one. */
-  readonly slot: number;
-}
-
-/**
- * One batch of work for the driver, in the style of etcd-io/raft's `Ready`.
- * The driver must, in this order:
- *
- * 1. send `messages` (they vouch for no local state, so may leave at once,
- *    which lets the leader's own disk write overlap the accept broadcast);
- * 2. make `persist` durable;
- * 3. only then send `messagesAfterPersist` (promises and accepted replies:
- *    sending one before its state is durable breaks Paxos after a crash);
- * 4. apply `chosen` in order, then serve `reads`, then fail `aborted`;
- * 5. call `advance(ready)`.
- *
- * Readies must be processed one at a time, in the order they were produced.
- */
-export interface Ready {
-  readonly persist: PersistBatch;
-  readonly messages: readonly Message[];
-  readonly messagesAfterPersist: readonly Message[];
-  readonly chosen: readonly ChosenEntry[];
-  readonly reads: readonly ReadyRead[];
-  readonly failedReads: readonly { readonly id: number; readonly error: SynodError }[];
-  readonly aborted: readonly AbortedCommand[];
-  /** Messages to this replica itself, stepped by `advance` once `persist` is durable. */
-  readonly selfAfterPersist: readonly Message[];
-}
-
-export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
-
-export interface ReplicaStatus {
-  readonly id: NodeId;
-  readonly role: Role;
-  readonly promised: Ballot;
-  /** This replica's ballot while it stands or leads. */
-  readonly ballot: Ballot | undefined;
-  readonly leader: NodeId | undefined;
-  readonly firstUnchosen: number;
-  readonly logStart: number;
-  readonly lastSlot: number;
-  readonly handedOutThrough: number;
-  readonly queuedCommands: number;
-}
-
-/** How many past heartbeat rounds the leader remembers its `firstUnchosen` for. */
-const ROUND_MEMORY = 8;
-
-interface SlotState {
-  ballot: Ballot;
-  value: Value;
-  chosen: boolean;
-}
 
 interface Proposal {
   readonly value: Value;
@@ -168,39 +47,17 @@ interface Proposal {
   sentTick: number;
 }
 
-interface CandidateState {
-  readonly ballot: Ballot;
-  readonly fromSlot: number;
-  /** Acceptors that promised and reported everything (`noMoreAccepted`). */
-  readonly complete: Set<NodeId>;
-  /** Acceptors that promised; some may owe more chunks. */
-  readonly promised: Set<NodeId>;
-  /** Per slot, the highest-ballot value any promise reported. */
-  readonly found: Map<number, SlotState>;
-  maxSlotFound: number;
-}
-
-interface PendingRead {
-  readonly id: number;
-  readonly slot: number;
-  readonly round: number;
-}
-
 interface LeaderState {
+  /** The leader's ballot: its epoch. */
   readonly ballot: Ballot;
+  /** The next slot to propose in. */
   nextSlot: number;
+  /** Slots proposed at this ballot and not yet known chosen, with their votes. */
   readonly proposals: Map<number, Proposal>;
-  readonly queue: Command[];
-  queueHead: number;
+  /** Client commands waiting for a slot. */
+  readonly queue: ProposalQueue;
   readonly peers: Map<NodeId, PeerProgress>;
-  heartbeatRound: number;
-  /** Highest heartbeat round each voter (including this one) has answered. */
-  readonly roundAcks: Map<NodeId, number>;
-  readonly reads: PendingRead[];
-  /** Our `firstUnchosen` as sent in each of the last few heartbeat rounds. */
-  readonly roundFirstUnchosen: number[];
-  /** A heartbeat round must go out for waiting reads. */
-  readRoundWanted: boolean;
+  readonly readIndex: ReadIndex;
   /** Log clock offset: log time = clock.now() + offset, continuing from the highest time in the log. */
   readonly timeOffset: number;
 }
@@ -221,11 +78,7 @@ export class Replica {
 
   // Acceptor state (durable).
   private promised: Ballot;
-  private readonly log = new Map<number, SlotState>();
-  private logStart: number;
-  private lastSlot: number;
-  /** The highest ballot of any unchosen slot record: never above `promised` (checked in O(1)). */
-  private maxAcceptedBallot: Ballot = ZERO_BALLOT;
+  private readonly log: SlotLog;
 
   // Learner state.
   private firstUnchosen: number;
@@ -246,24 +99,17 @@ export class Replica {
   /** The highest ballot seen in any prepare, accept, reject or heartbeat: a new candidacy goes above it. */
   private maxBallotSeen: Ballot;
   private preVote: { readonly ballot: Ballot; readonly granted: Set<NodeId> } | undefined;
-  private candidate: CandidateState | undefined;
+  private candidate: PhaseOne | undefined;
   private leader: LeaderState | undefined;
   private nextReadId = 1;
 
   // Output accumulated for the next Ready.
-  private unpersistedPromised: Ballot | undefined;
-  private readonly unpersistedRecords = new Map<number, SlotRecord>();
-  private unpersistedTruncate: number | undefined;
-  private outbox: Message[] = [];
-  private outboxAfterPersist: Message[] = [];
-  private selfAfterPersist: Message[] = [];
-  private aborted: AbortedCommand[] = [];
-  private readyReads: ReadyRead[] = [];
-  private failedReads: { id: number; error: SynodError }[] = [];
+  private readonly output: ReadyBuilder;
 
   constructor(config: ReplicaConfig, recovered: RecoveredState = EMPTY_STATE) {
     invariant(config.voters.includes(config.id), `replica ${config.id} is not among the voters ${config.voters.join(",")}`);
     this.id = config.id;
+    this.output = new ReadyBuilder(config.id);
     this.voters = [...config.voters];
     this.options = { ...DEFAULT_REPLICA_OPTIONS, ...config.options };
     invariant(this.options.heartbeatTicks < this.options.electionTicks, "heartbeatTicks must be below electionTicks");
@@ -271,22 +117,19 @@ export class Replica {
     this.clock = config.clock;
     this.bugs = config.bugs ?? NO_BUGS;
     this.promised = this.bugs.has("forget-promise-on-restart") ? ZERO_BALLOT : recovered.promised;
-    this.logStart = recovered.logStart;
-    this.lastSlot = recovered.logStart - 1;
+    this.log = new SlotLog(recovered.logStart);
     this.maxLogTime = recovered.logTime ?? 0;
     for (const record of recovered.records) {
       invariant(record.slot >= recovered.logStart, () => `record for slot ${record.slot} below logStart ${recovered.logStart}`);
       this.log.set(record.slot, { ballot: record.ballot, value: record.value, chosen: record.chosen });
-      if (record.slot > this.lastSlot) this.lastSlot = record.slot;
       this.noteValueTime(record.value);
       // Accepting at a ballot implies promising it: should a torn write have
       // kept the record but lost the promise, the promise is raised here.
       if (!record.chosen && compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
-      if (!record.chosen && compareBallots(record.ballot, this.maxAcceptedBallot) > 0) this.maxAcceptedBallot = record.ballot;
     }
-    this.firstUnchosen = this.logStart;
+    this.firstUnchosen = this.log.logStart;
     this.advanceFirstUnchosen();
-    this.handedOutThrough = Math.max(recovered.appliedThrough, this.logStart - 1);
+    this.handedOutThrough = Math.max(recovered.appliedThrough, this.log.logStart - 1);
     invariant(
       this.handedOutThrough < this.firstUnchosen,
       () => `applied through ${this.handedOutThrough} but only slots below ${this.firstUnchosen} are known chosen`,
@@ -346,7 +189,7 @@ export class Replica {
   propose(command: Command): void {
     const leader = this.leader;
     if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
-    if (leader.queue.length - leader.queueHead >= this.options.maxQueuedCommands) {
+    if (leader.queue.size >= this.options.maxQueuedCommands) {
       throw new OverloadedError(`${this.options.maxQueuedCommands} commands queued`);
     }
     leader.queue.push(command);
@@ -361,46 +204,28 @@ export class Replica {
     const leader = this.leader;
     if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
     const id = this.nextReadId++;
-    const read = { id, slot: leader.nextSlot, round: leader.heartbeatRound + 1 };
     if (this.bugs.has("read-without-quorum")) {
       // Planted bug (etcd 2.0's): serve from the local state at once.
-      this.readyReads.push({ id, slot: this.firstUnchosen });
+      this.output.readReady({ id, slot: this.firstUnchosen });
       return id;
     }
-    leader.reads.push(read);
-    leader.readRoundWanted = true;
+    leader.readIndex.add(id, leader.nextSlot);
     return id;
   }
 
   /** Drops slot records below `beforeSlot`; they must be chosen and already applied (reflected in a snapshot). */
   compact(beforeSlot: number): void {
-    if (beforeSlot <= this.logStart) return;
+    if (beforeSlot <= this.log.logStart) return;
     invariant(beforeSlot <= this.handedOutThrough + 1, () => `compacting to ${beforeSlot} past applied ${this.handedOutThrough}`);
-    for (let slot = this.logStart; slot < beforeSlot; slot += 1) {
-      this.log.delete(slot);
-      this.unpersistedRecords.delete(slot);
-    }
-    this.logStart = beforeSlot;
-    if (this.lastSlot < beforeSlot - 1) this.lastSlot = beforeSlot - 1;
-    this.unpersistedTruncate = beforeSlot;
+    this.log.compact(beforeSlot);
+    this.output.truncate(beforeSlot);
   }
 
   // ---------------------------------------------------------------- outputs
 
   hasReady(): boolean {
     this.prepareOutput();
-    return (
-      this.outbox.length > 0 ||
-      this.outboxAfterPersist.length > 0 ||
-      this.selfAfterPersist.length > 0 ||
-      this.unpersistedPromised !== undefined ||
-      this.unpersistedRecords.size > 0 ||
-      this.unpersistedTruncate !== undefined ||
-      this.handedOutThrough < this.firstUnchosen - 1 ||
-      this.aborted.length > 0 ||
-      this.readyReads.length > 0 ||
-      this.failedReads.length > 0
-    );
+    return !this.output.isEmpty() || this.handedOutThrough < this.firstUnchosen - 1;
   }
 
   /** Collects everything produced since the last `ready()`. See `Ready` for what the driver must do with it. */
@@ -413,30 +238,7 @@ export class Replica {
       chosen.push({ slot, value: state.value });
     }
     this.handedOutThrough = this.firstUnchosen - 1;
-    const ready: Ready = {
-      persist: {
-        promised: this.unpersistedPromised,
-        records: [...this.unpersistedRecords.values()],
-        truncateBefore: this.unpersistedTruncate,
-      },
-      messages: this.outbox,
-      messagesAfterPersist: this.outboxAfterPersist,
-      chosen,
-      reads: this.readyReads,
-      failedReads: this.failedReads,
-      aborted: this.aborted,
-      selfAfterPersist: this.selfAfterPersist,
-    };
-    this.unpersistedPromised = undefined;
-    this.unpersistedRecords.clear();
-    this.unpersistedTruncate = undefined;
-    this.outbox = [];
-    this.outboxAfterPersist = [];
-    this.selfAfterPersist = [];
-    this.aborted = [];
-    this.readyReads = [];
-    this.failedReads = [];
-    return ready;
+    return this.output.take(chosen);
   }
 
   /** Tells the replica that `ready.persist` is durable: its own promise and accept votes now count. */
@@ -452,10 +254,10 @@ export class Replica {
       ballot: this.leader?.ballot ?? this.candidate?.ballot ?? this.preVote?.ballot,
       leader: this.leaderId,
       firstUnchosen: this.firstUnchosen,
-      logStart: this.logStart,
-      lastSlot: this.lastSlot,
+      logStart: this.log.logStart,
+      lastSlot: this.log.lastSlot,
       handedOutThrough: this.handedOutThrough,
-      queuedCommands: this.leader === undefined ? 0 : this.leader.queue.length - this.leader.queueHead,
+      queuedCommands: this.leader?.queue.size ?? 0,
     };
   }
 
@@ -470,12 +272,12 @@ export class Replica {
    * first broken one. Cheap enough to run after every step in tests.
    */
   checkInvariants(): void {
-    invariant(this.firstUnchosen >= this.logStart, "firstUnchosen below logStart");
+    invariant(this.firstUnchosen >= this.log.logStart, "firstUnchosen below logStart");
     invariant(!this.log.get(this.firstUnchosen)?.chosen, () => `slot firstUnchosen=${this.firstUnchosen} is chosen`);
     invariant(this.handedOutThrough < this.firstUnchosen, "handed out an unchosen slot");
-    invariant(this.log.size <= this.lastSlot - this.logStart + 1, "more slot records than slots in [logStart, lastSlot]");
+    invariant(this.log.size <= this.log.lastSlot - this.log.logStart + 1, "more slot records than slots in [logStart, lastSlot]");
     if (!this.bugs.has("accept-lower-ballot")) {
-      invariant(compareBallots(this.maxAcceptedBallot, this.promised) <= 0, () => `accepted ${formatBallot(this.maxAcceptedBallot)} above promise ${formatBallot(this.promised)}`);
+      invariant(compareBallots(this.log.maxAcceptedBallot, this.promised) <= 0, () => `accepted ${formatBallot(this.log.maxAcceptedBallot)} above promise ${formatBallot(this.promised)}`);
     }
     const leader = this.leader;
     if (this.role === "leader") {
@@ -512,14 +314,14 @@ export class Replica {
     this.preVote = { ballot, granted: new Set([this.id]) };
     if (this.checkPreVoteQuorum()) return;
     for (const voter of this.voters) {
-      if (voter !== this.id) this.outbox.push({ type: "pre-vote", from: this.id, to: voter, ballot });
+      if (voter !== this.id) this.output.send({ type: "pre-vote", from: this.id, to: voter, ballot });
     }
   }
 
   private onPreVote(message: PreVote): void {
     // A pre-vote's ballot is hypothetical: it must not raise what we have seen.
     const granted = !this.hearsLiveLeader() && compareBallots(message.ballot, this.promised) > 0;
-    this.outbox.push({ type: "pre-vote-reply", from: this.id, to: message.from, ballot: message.ballot, granted });
+    this.output.send({ type: "pre-vote-reply", from: this.id, to: message.from, ballot: message.ballot, granted });
   }
 
   private onPreVoteReply(message: PreVoteReply): void {
@@ -543,21 +345,14 @@ export class Replica {
     this.preVote = undefined;
     this.role = "candidate";
     this.electionElapsed = 0;
-    this.candidate = {
-      ballot,
-      fromSlot: this.firstUnchosen,
-      complete: new Set(),
-      promised: new Set(),
-      found: new Map(),
-      maxSlotFound: this.firstUnchosen - 1,
-    };
+    this.candidate = new PhaseOne(ballot, this.firstUnchosen);
     for (const voter of this.voters) this.sendPrepare(voter, ballot, this.firstUnchosen);
   }
 
   private sendPrepare(to: NodeId, ballot: Ballot, fromSlot: number): void {
     const prepare: Prepare = { type: "prepare", from: this.id, to, ballot, fromSlot };
     if (to === this.id) this.onPrepare(prepare);
-    else this.outbox.push(prepare);
+    else this.output.send(prepare);
   }
 
   private onPrepare(message: Prepare): void {
@@ -571,27 +366,19 @@ export class Replica {
       this.setPromised(message.ballot);
       if (message.from !== this.id) this.becomeFollower(undefined);
     }
-    const limit = this.options.maxPromiseEntries;
-    const entries: SlotRecord[] = [];
-    const start = Math.max(message.fromSlot, this.logStart);
-    let slot = start;
-    for (; slot <= this.lastSlot && entries.length < limit; slot += 1) {
-      const state = this.log.get(slot);
-      if (state !== undefined && !(state.chosen && this.bugs.has("promise-omits-chosen"))) {
-        entries.push({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
-      }
-    }
-    const noMoreAccepted = slot > this.lastSlot || this.bugs.has("no-more-accepted-early");
+    const omitChosen = this.bugs.has("promise-omits-chosen");
+    const found = this.log.recordsFrom(message.fromSlot, this.options.maxPromiseEntries, (state) => !(omitChosen && state.chosen));
+    const noMoreAccepted = found.complete || this.bugs.has("no-more-accepted-early");
     const promise: PromiseMessage = {
       type: "promise",
       from: this.id,
       to: message.from,
       ballot: message.ballot,
-      fromSlot: start,
-      nextSlot: slot,
-      entries,
+      fromSlot: Math.max(message.fromSlot, this.log.logStart),
+      nextSlot: found.nextSlot,
+      entries: found.records,
       noMoreAccepted,
-      logStart: this.logStart,
+      logStart: this.log.logStart,
       firstUnchosen: this.firstUnchosen,
     };
     this.replyAfterPersist(promise);
@@ -607,25 +394,12 @@ export class Replica {
       this.becomeFollower(undefined);
       return;
     }
-    candidate.promised.add(message.from);
-    for (const entry of message.entries) this.considerFound(candidate, entry);
-    if (message.noMoreAccepted) candidate.complete.add(message.from);
-    else this.sendPrepare(message.from, candidate.ballot, message.nextSlot);
-    if (hasQuorum(this.voters, candidate.complete)) this.becomeLeader(candidate);
+    candidate.record(message.from, message.entries, message.noMoreAccepted);
+    if (!message.noMoreAccepted) this.sendPrepare(message.from, candidate.ballot, message.nextSlot);
+    if (candidate.hasQuorum(this.voters)) this.becomeLeader(candidate);
   }
 
-  private considerFound(candidate: CandidateState, entry: SlotRecord): void {
-    if (entry.slot < candidate.fromSlot) return;
-    const known = candidate.found.get(entry.slot);
-    if (entry.chosen) {
-      candidate.found.set(entry.slot, { ballot: entry.ballot, value: entry.value, chosen: true });
-    } else if (known === undefined || (!known.chosen && compareBallots(entry.ballot, known.ballot) > 0)) {
-      candidate.found.set(entry.slot, { ballot: entry.ballot, value: entry.value, chosen: false });
-    }
-    if (entry.slot > candidate.maxSlotFound) candidate.maxSlotFound = entry.slot;
-  }
-
-  private becomeLeader(candidate: CandidateState): void {
+  private becomeLeader(candidate: PhaseOne): void {
     this.candidate = undefined;
     this.role = "leader";
     this.leaderId = this.id;
@@ -640,21 +414,16 @@ export class Replica {
       ballot,
       nextSlot: candidate.fromSlot,
       proposals: new Map(),
-      queue: [],
-      queueHead: 0,
+      queue: new ProposalQueue(),
       peers,
-      heartbeatRound: 0,
-      roundAcks: new Map(),
-      reads: [],
-      roundFirstUnchosen: [],
-      readRoundWanted: false,
+      readIndex: new ReadIndex(),
       timeOffset: this.maxLogTime - this.clock.now(),
     };
     // Re-propose every slot Phase 1 found, the highest-ballot value in each,
     // and fill the gaps with no-ops, so every slot below nextSlot gets chosen.
     const leader = this.leader;
     for (let slot = candidate.fromSlot; slot <= candidate.maxSlotFound; slot += 1) {
-      const found = candidate.found.get(slot);
+      const found = candidate.valueAt(slot);
       const local = this.log.get(slot);
       if (local?.chosen) {
         // Already chosen here: peers that lack it learn it by `success`.
@@ -686,18 +455,16 @@ export class Replica {
     this.leader = undefined;
     for (const proposal of leader.proposals.values()) {
       if (proposal.value.type !== "batch") continue;
-      for (const command of proposal.value.commands) this.aborted.push({ command, error: new EpochChangedError(hint) });
+      for (const command of proposal.value.commands) this.output.abort(command, new EpochChangedError(hint));
     }
-    for (let index = leader.queueHead; index < leader.queue.length; index += 1) {
-      this.aborted.push({ command: leader.queue[index] as Command, error: new NotLeaderError(hint) });
-    }
-    for (const read of leader.reads) this.failedReads.push({ id: read.id, error: new NotLeaderError(hint) });
+    for (const command of leader.queue.drain()) this.output.abort(command, new NotLeaderError(hint));
+    for (const id of leader.readIndex.takeAll()) this.output.readFailed(id, new NotLeaderError(hint));
   }
 
   private reject(to: NodeId, ballot: Ballot, reason: Reject["reason"]): void {
     const reject: Reject = { type: "reject", from: this.id, to, ballot, promised: this.promised, reason };
     if (to === this.id) this.onReject(reject);
-    else this.outbox.push(reject);
+    else this.output.send(reject);
   }
 
   private onReject(message: Reject): void {
@@ -719,7 +486,7 @@ export class Replica {
     invariant(compareBallots(ballot, this.promised) >= 0, "promise regressed");
     if (ballotsEqual(ballot, this.promised)) return;
     this.promised = ballot;
-    this.unpersistedPromised = ballot;
+    this.output.persistPromise(ballot);
   }
 
   private onAccept(message: Accept): void {
@@ -733,7 +500,7 @@ export class Replica {
     this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
     const slots: number[] = [];
     for (const entry of message.entries) {
-      if (entry.slot < this.logStart) {
+      if (entry.slot < this.log.logStart) {
         slots.push(entry.slot);
         continue;
       }
@@ -762,7 +529,7 @@ export class Replica {
     if (compareBallots(message.ballot, this.promised) >= 0) this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
     this.learnChosenBelow(this.knownLeaderBallot, this.knownLeaderFirstUnchosen);
     // An empty `accepted` tells the leader how far this replica now is.
-    this.outbox.push({
+    this.output.send({
       type: "accepted",
       from: this.id,
       to: message.from,
@@ -785,7 +552,7 @@ export class Replica {
     if (this.role !== "follower") return;
     this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
     this.learnChosenBelow(message.ballot, message.firstUnchosen);
-    this.outbox.push({
+    this.output.send({
       type: "heartbeat-reply",
       from: this.id,
       to: message.from,
@@ -827,7 +594,7 @@ export class Replica {
   }
 
   private learnChosen(slot: number, value: Value): void {
-    if (slot < this.logStart) return;
+    if (slot < this.log.logStart) return;
     const state = this.log.get(slot);
     if (state?.chosen) return;
     this.writeSlot(slot, { ballot: state?.ballot ?? this.promised, value, chosen: true });
@@ -844,20 +611,17 @@ export class Replica {
     // However a slot becomes known chosen (quorum, Phase 1, a `success` from
     // an earlier leader), a proposal of ours for it is settled.
     if (state.chosen) this.leader?.proposals.delete(slot);
-    if (!state.chosen && compareBallots(state.ballot, this.maxAcceptedBallot) > 0) this.maxAcceptedBallot = state.ballot;
-    this.unpersistedRecords.set(slot, { slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
-    if (slot > this.lastSlot) this.lastSlot = slot;
+    this.output.persistRecord({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
     this.noteValueTime(state.value);
   }
 
   private advanceFirstUnchosen(): void {
-    while (this.log.get(this.firstUnchosen)?.chosen) this.firstUnchosen += 1;
+    while (this.log.isChosen(this.firstUnchosen)) this.firstUnchosen += 1;
   }
 
   private replyAfterPersist(message: Message): void {
-    if (message.to === this.id) this.selfAfterPersist.push(message);
-    else if (this.bugs.has("reply-before-persist")) this.outbox.push(message);
-    else this.outboxAfterPersist.push(message);
+    if (message.to !== this.id && this.bugs.has("reply-before-persist")) this.output.send(message);
+    else this.output.sendAfterPersist(message);
   }
 
   private noteBallot(ballot: Ballot): void {
@@ -882,15 +646,7 @@ export class Replica {
     const heard = new Set<NodeId>([this.id]);
     for (const [peer, progress] of leader.peers) {
       if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks) heard.add(peer);
-      // Retransmit: accepts or successes outstanding with no answer for a
-      // while were probably lost; probe again from what the peer last reported.
-      const retransmitTicks = 2 * this.options.heartbeatTicks;
-      if (progress.inflightCount > 0 && this.currentTick - progress.lastAckTick >= retransmitTicks) {
-        progress.reset(Math.max(progress.firstUnchosen, this.logStart));
-      }
-      if (progress.successInFlightSinceTick !== undefined && this.currentTick - progress.successInFlightSinceTick >= retransmitTicks) {
-        progress.successInFlightSinceTick = undefined;
-      }
+      progress.retransmitIfStalled(this.currentTick, 2 * this.options.heartbeatTicks, this.log.logStart);
     }
     if (!hasQuorum(this.voters, heard)) {
       this.becomeFollower(undefined);
@@ -913,18 +669,15 @@ export class Replica {
   private broadcastHeartbeat(): void {
     const leader = this.leader;
     if (leader === undefined) return;
-    leader.heartbeatRound += 1;
-    leader.readRoundWanted = false;
-    leader.roundAcks.set(this.id, leader.heartbeatRound);
-    leader.roundFirstUnchosen[leader.heartbeatRound % ROUND_MEMORY] = this.firstUnchosen;
+    const round = leader.readIndex.startRound(this.id, this.firstUnchosen);
     for (const peer of leader.peers.keys()) {
-      this.outbox.push({
+      this.output.send({
         type: "heartbeat",
         from: this.id,
         to: peer,
         ballot: leader.ballot,
         firstUnchosen: this.firstUnchosen,
-        round: leader.heartbeatRound,
+        round,
       });
     }
     this.checkReads();
@@ -938,10 +691,10 @@ export class Replica {
     progress.lastHeardTick = this.currentTick;
     // The latest report, not the highest: a restarted replica may have lost unsynced chosen marks.
       progress.firstUnchosen = message.firstUnchosen;
-    if ((leader.roundAcks.get(message.from) ?? 0) < message.round) leader.roundAcks.set(message.from, message.round);
+    leader.readIndex.acknowledge(message.from, message.round);
     // The follower saw our firstUnchosen of that round and marked every slot
     // it accepted at our ballot: if it is still behind it, it lacks a value.
-    const sentFirstUnchosen = leader.heartbeatRound - message.round < ROUND_MEMORY ? leader.roundFirstUnchosen[message.round % ROUND_MEMORY] : undefined;
+    const sentFirstUnchosen = leader.readIndex.firstUnchosenOf(message.round);
     if (sentFirstUnchosen !== undefined && message.firstUnchosen < sentFirstUnchosen) this.sendSuccessIfBehind(leader, message.from, progress);
     this.checkReads();
   }
@@ -982,7 +735,7 @@ export class Replica {
   /** Sends a lagging peer the chosen values it lacks, one bounded batch at a time. */
   private sendSuccessIfBehind(leader: LeaderState, peer: NodeId, progress: PeerProgress): void {
     if (progress.firstUnchosen >= this.firstUnchosen || progress.successInFlightSinceTick !== undefined) return;
-    if (progress.firstUnchosen < this.logStart) return; // needs a snapshot: a later issue streams one.
+    if (progress.firstUnchosen < this.log.logStart) return; // needs a snapshot: a later issue streams one.
     const entries: AcceptEntry[] = [];
     for (let slot = progress.firstUnchosen; slot < this.firstUnchosen && entries.length < this.options.maxSuccessEntries; slot += 1) {
       const state = this.log.get(slot);
@@ -990,23 +743,13 @@ export class Replica {
     }
     if (entries.length === 0) return;
     progress.successInFlightSinceTick = this.currentTick;
-    this.outbox.push({ type: "success", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });
+    this.output.send({ type: "success", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });
   }
 
   private checkReads(): void {
     const leader = this.leader;
-    if (leader === undefined || leader.reads.length === 0) return;
-    const acked: number[] = [];
-    for (const voter of this.voters) acked.push(leader.roundAcks.get(voter) ?? 0);
-    acked.sort((a, b) => b - a);
-    // The highest round a quorum has answered.
-    const confirmedRound = acked[Math.floor(this.voters.length / 2)] ?? 0;
-    let kept = 0;
-    for (const read of leader.reads) {
-      if (read.round <= confirmedRound && read.slot <= this.firstUnchosen) this.readyReads.push({ id: read.id, slot: read.slot });
-      else leader.reads[kept++] = read;
-    }
-    leader.reads.length = kept;
+    if (leader === undefined || leader.readIndex.waiting === 0) return;
+    for (const read of leader.readIndex.takeReady(this.voters, this.firstUnchosen)) this.output.readReady(read);
   }
 
   /** Cuts queued commands into slots and sends accepts within each peer's window. Runs before every `ready()`. */
@@ -1014,33 +757,19 @@ export class Replica {
     const leader = this.leader;
     if (this.role !== "leader" || leader === undefined) return;
     this.cutBatches(leader);
-    if (leader.readRoundWanted) this.broadcastHeartbeat();
+    if (leader.readIndex.roundWanted) this.broadcastHeartbeat();
     for (const [peer, progress] of leader.peers) this.sendAccepts(leader, peer, progress);
   }
 
+  /** Cuts queued commands into batches, one slot each, while the window of unchosen slots allows. */
   private cutBatches(leader: LeaderState): void {
     const { maxBatchCommands, maxBatchBytes, maxInflightSlots } = this.options;
-    while (leader.queueHead < leader.queue.length && leader.nextSlot - this.firstUnchosen < maxInflightSlots) {
-      const commands: Command[] = [];
-      let bytes = 0;
-      while (leader.queueHead < leader.queue.length && commands.length < maxBatchCommands) {
-        const command = leader.queue[leader.queueHead] as Command;
-        const size = commandSize(command);
-        if (commands.length > 0 && bytes + size > maxBatchBytes) break;
-        commands.push(command);
-        bytes += size;
-        leader.queueHead += 1;
-      }
+    while (leader.nextSlot - this.firstUnchosen < maxInflightSlots) {
+      const batch = leader.queue.cut(maxBatchCommands, maxBatchBytes);
+      if (batch === undefined) return;
       const time = Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
-      this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands }, bytes + 32);
+      this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands: batch.commands }, batch.bytes + 32);
       leader.nextSlot += 1;
-    }
-    if (leader.queueHead === leader.queue.length) {
-      leader.queue.length = 0;
-      leader.queueHead = 0;
-    } else if (leader.queueHead > 4096) {
-      leader.queue.splice(0, leader.queueHead);
-      leader.queueHead = 0;
     }
   }
 
@@ -1058,26 +787,14 @@ export class Replica {
   }
 
   private sendAccepts(leader: LeaderState, peer: NodeId, progress: PeerProgress): void {
-    if (progress.next < this.logStart) return; // needs a snapshot
-    const entries: AcceptEntry[] = [];
-    while (progress.next < leader.nextSlot) {
-      const slot = progress.next;
-      const proposal = leader.proposals.get(slot);
-      if (proposal === undefined) {
-        // Chosen already: the peer learns it through `firstUnchosen` or a `success`.
-        progress.next = slot + 1;
-        continue;
-      }
-      if (!progress.canSend(proposal.size)) break;
-      progress.sent(slot, proposal.size, this.currentTick);
-      entries.push({ slot, value: proposal.value });
-    }
+    if (progress.next < this.log.logStart) return; // needs a snapshot
+    const entries = progress.takeAccepts(leader.proposals, leader.nextSlot, this.currentTick);
     if (entries.length === 0) return;
-    this.outbox.push({ type: "accept", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });
+    this.output.send({ type: "accept", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });
   }
 
   /** For diagnostics: a one-line summary. */
   describe(): string {
-    return `${this.id} ${this.role} promised=${formatBallot(this.promised)} fu=${this.firstUnchosen} last=${this.lastSlot}`;
+    return `${this.id} ${this.role} promised=${formatBallot(this.promised)} fu=${this.firstUnchosen} last=${this.log.lastSlot}`;
   }
 }

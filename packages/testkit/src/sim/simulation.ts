@@ -522,9 +522,6 @@ export class Simulation {
     return undefined;
   }
 
-  private pick<T>(items: readonly T[]): T {
-    return items[this.random.integer(items.length)] as T;
-  }
 }
 
 /** The replica an event happens on, if any (client-side events have none). */

@@ -1,0 +1,138 @@
+import type { Ballot, NodeId } from "./ballot.js";
+import { ZERO_BALLOT } from "./ballot.js";
+import type { PlantedBugs } from "./bugs.js";
+import type { Clock } from "./clock.js";
+import type { SynodError } from "./errors.js";
+import type { Message } from "./messages.js";
+import type { Random } from "./random.js";
+import type { ChosenEntry, Command, SlotRecord } from "./values.js";
+
+/** Tunables of one replica. Every replica of a cluster should use the same values. */
+export interface ReplicaOptions {
+  /** Minimum ticks without hearing the leader before a follower stands; the timeout is drawn from `[electionTicks, 2 × electionTicks)`. */
+  electionTicks: number;
+  /** Ticks between the leader's heartbeats. Must be well below `electionTicks`. */
+  heartbeatTicks: number;
+  /** Most commands in one slot (1 disables batching). */
+  maxBatchCommands: number;
+  /** Most estimated bytes of commands in one slot (a single larger command still gets a slot). */
+  maxBatchBytes: number;
+  /** Most slots proposed and not yet chosen, and most accepts in flight to any one peer. */
+  maxInflightSlots: number;
+  /** Most estimated bytes of accepts in flight to any one peer. */
+  maxInflightBytes: number;
+  /** Most entries in one promise reply; the rest follow on further prepares (`noMoreAccepted`). */
+  maxPromiseEntries: number;
+  /** Most entries in one `success` message to a lagging replica. */
+  maxSuccessEntries: number;
+  /** Most commands queued at the leader waiting for a slot before proposals are refused. */
+  maxQueuedCommands: number;
+}
+
+export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  maxBatchCommands: 512,
+  maxBatchBytes: 512 * 1024,
+  maxInflightSlots: 256,
+  maxInflightBytes: 8 * 1024 * 1024,
+  maxPromiseEntries: 512,
+  maxSuccessEntries: 256,
+  maxQueuedCommands: 100_000,
+});
+
+/** What a replica finds in its storage when it starts. */
+export interface RecoveredState {
+  readonly promised: Ballot;
+  /** Slot records in ascending slot order, all at or above `logStart`. */
+  readonly records: readonly SlotRecord[];
+  /** Slots below this were compacted into a snapshot. */
+  readonly logStart: number;
+  /** The last slot the state machine already reflects (from its snapshot); chosen entries are handed out after it. */
+  readonly appliedThrough: number;
+  /** The log time of the snapshot, if any: the log clock never goes below it, even when compaction left no batch behind. */
+  readonly logTime?: number;
+}
+
+export const EMPTY_STATE: RecoveredState = Object.freeze({
+  promised: ZERO_BALLOT,
+  records: [],
+  logStart: 0,
+  appliedThrough: -1,
+});
+
+export interface ReplicaConfig {
+  readonly id: NodeId;
+  /** The voting members, including `id`. */
+  readonly voters: readonly NodeId[];
+  readonly random: Random;
+  readonly clock: Clock;
+  readonly options?: Partial<ReplicaOptions>;
+  /** Test-only: protocol bugs to plant (see `bugs.ts`). */
+  readonly bugs?: PlantedBugs;
+}
+
+/** What must be made durable before the replies in the same `Ready` may leave. */
+export interface PersistBatch {
+  /** The new promised ballot, when it changed. */
+  readonly promised: Ballot | undefined;
+  /** Slot records to write (a later record for a slot replaces an earlier one). */
+  readonly records: readonly SlotRecord[];
+  /** Drop slot records below this slot (after a snapshot). */
+  readonly truncateBefore: number | undefined;
+}
+
+/** A proposal that will not be answered by applying it, and why. */
+export interface AbortedCommand {
+  readonly command: Command;
+  readonly error: SynodError;
+}
+
+/** A linearizable read the driver may now serve: the state machine has applied everything it must see. */
+export interface ReadyRead {
+  readonly id: number;
+  /** Serve it after applying every slot below this one. */
+  readonly slot: number;
+}
+
+/**
+ * One batch of work for the driver, in the style of etcd-io/raft's `Ready`.
+ * The driver must, in this order:
+ *
+ * 1. send `messages` (they vouch for no local state, so may leave at once,
+ *    which lets the leader's own disk write overlap the accept broadcast);
+ * 2. make `persist` durable;
+ * 3. only then send `messagesAfterPersist` (promises and accepted replies:
+ *    sending one before its state is durable breaks Paxos after a crash);
+ * 4. apply `chosen` in order, then serve `reads`, then fail `aborted`;
+ * 5. call `advance(ready)`.
+ *
+ * Readies must be processed one at a time, in the order they were produced.
+ */
+export interface Ready {
+  readonly persist: PersistBatch;
+  readonly messages: readonly Message[];
+  readonly messagesAfterPersist: readonly Message[];
+  readonly chosen: readonly ChosenEntry[];
+  readonly reads: readonly ReadyRead[];
+  readonly failedReads: readonly { readonly id: number; readonly error: SynodError }[];
+  readonly aborted: readonly AbortedCommand[];
+  /** Messages to this replica itself, stepped by `advance` once `persist` is durable. */
+  readonly selfAfterPersist: readonly Message[];
+}
+
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
+
+export interface ReplicaStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly promised: Ballot;
+  /** This replica's ballot while it stands or leads. */
+  readonly ballot: Ballot | undefined;
+  readonly leader: NodeId | undefined;
+  readonly firstUnchosen: number;
+  readonly logStart: number;
+  readonly lastSlot: number;
+  readonly handedOutThrough: number;
+  readonly queuedCommands: number;
+}
