@@ -13,6 +13,7 @@ import type { ChosenEntry, Command, SlotRecord } from "./values.js";
 export class ReadyBuilder {
   private promised: Ballot | undefined;
   private readonly records = new Map<number, SlotRecord>();
+  private readonly chosenMarks = new Set<number>();
   private truncateBefore: number | undefined;
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
@@ -42,9 +43,17 @@ export class ReadyBuilder {
     this.records.set(record.slot, record);
   }
 
+  /** Marks a slot's written record chosen; folded into a pending record of the same slot. */
+  persistChosenMark(slot: number): void {
+    const pending = this.records.get(slot);
+    if (pending !== undefined) this.records.set(slot, { ...pending, chosen: true });
+    else this.chosenMarks.add(slot);
+  }
+
   /** Drops pending writes below `slot` and asks the storage to drop its records there too. */
   truncate(beforeSlot: number): void {
     for (const slot of this.records.keys()) if (slot < beforeSlot) this.records.delete(slot);
+    for (const slot of this.chosenMarks) if (slot < beforeSlot) this.chosenMarks.delete(slot);
     this.truncateBefore = beforeSlot;
   }
 
@@ -67,6 +76,7 @@ export class ReadyBuilder {
       this.selfAfterPersist.length === 0 &&
       this.promised === undefined &&
       this.records.size === 0 &&
+      this.chosenMarks.size === 0 &&
       this.truncateBefore === undefined &&
       this.aborted.length === 0 &&
       this.reads.length === 0 &&
@@ -77,7 +87,12 @@ export class ReadyBuilder {
   /** Hands over everything gathered, with the newly chosen entries, and starts afresh. */
   take(chosen: readonly ChosenEntry[]): Ready {
     const ready: Ready = {
-      persist: { promised: this.promised, records: [...this.records.values()], truncateBefore: this.truncateBefore },
+      persist: {
+        promised: this.promised,
+        records: [...this.records.values()],
+        chosen: [...this.chosenMarks],
+        truncateBefore: this.truncateBefore,
+      },
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
       chosen,
@@ -88,6 +103,7 @@ export class ReadyBuilder {
     };
     this.promised = undefined;
     this.records.clear();
+    this.chosenMarks.clear();
     this.truncateBefore = undefined;
     this.messages = [];
     this.messagesAfterPersist = [];

@@ -78,6 +78,13 @@ export interface PersistBatch {
   readonly promised: Ballot | undefined;
   /** Slot records to write (a later record for a slot replaces an earlier one). */
   readonly records: readonly SlotRecord[];
+  /**
+   * Slots whose record, already written (earlier, or in `records`), is now
+   * known chosen with its value unchanged: a compact mark instead of the
+   * whole value again. A mark for a slot the storage no longer holds is
+   * ignored (knowing a slot chosen is never needed for safety).
+   */
+  readonly chosen: readonly number[];
   /** Drop slot records below this slot (after a snapshot). */
   readonly truncateBefore: number | undefined;
 }

@@ -601,8 +601,11 @@ export class Replica {
     this.advanceFirstUnchosen();
   }
 
+  /** Marks a slot this acceptor holds chosen, value unchanged: only a compact mark is written. */
   private markChosen(slot: number, state: SlotState): void {
-    this.writeSlot(slot, { ballot: state.ballot, value: state.value, chosen: true });
+    this.log.set(slot, { ballot: state.ballot, value: state.value, chosen: true });
+    this.leader?.proposals.delete(slot);
+    this.output.persistChosenMark(slot);
     this.advanceFirstUnchosen();
   }
 

@@ -32,7 +32,7 @@ export interface Storage {
 
 /** True when a batch carries nothing to write. */
 export function isEmptyBatch(batch: PersistBatch): boolean {
-  return batch.promised === undefined && batch.records.length === 0 && batch.truncateBefore === undefined;
+  return batch.promised === undefined && batch.records.length === 0 && batch.chosen.length === 0 && batch.truncateBefore === undefined;
 }
 
 /**
@@ -54,6 +54,10 @@ export class DurableImage {
     if (batch.promised !== undefined) this.promised = batch.promised;
     for (const record of batch.records) {
       if (record.slot >= this.logStart) this.records.set(record.slot, record);
+    }
+    for (const slot of batch.chosen) {
+      const record = this.records.get(slot);
+      if (record !== undefined && !record.chosen) this.records.set(slot, { ...record, chosen: true });
     }
     if (batch.truncateBefore !== undefined && batch.truncateBefore > this.logStart) {
       for (const slot of [...this.records.keys()]) if (slot < batch.truncateBefore) this.records.delete(slot);

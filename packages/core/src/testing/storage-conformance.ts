@@ -22,7 +22,7 @@ const record = (slot: number, round: number, value: string, chosen = false): Slo
   value: { type: "batch", time: slot, commands: [{ session: "s", seq: slot, body: { type: "op", op: value } }] },
   chosen,
 });
-const batch = (parts: Partial<PersistBatch>): PersistBatch => ({ promised: undefined, records: [], truncateBefore: undefined, ...parts });
+const batch = (parts: Partial<PersistBatch>): PersistBatch => ({ promised: undefined, records: [], chosen: [], truncateBefore: undefined, ...parts });
 const snapshot = (slot: number): Snapshot => ({
   handle: { slot, time: slot, voters: ["a", "b", "c"], sessions: [{ session: "s", lastSeq: slot, lastOutcome: { ok: true, result: slot }, lastActive: slot }] },
   data: new Uint8Array([1, 2, 3, slot % 256]),
@@ -70,6 +70,16 @@ export function runStorageConformance(name: string, harness: StorageHarness): vo
         const storage = await harness.reopen(first);
         const state = await storage.load();
         expect(state.records).toEqual([record(2, 1, "two"), record(5, 2, "new", true)]);
+        return storage;
+      }));
+
+    it("a chosen mark marks the slot's record chosen, value unchanged, and survives a restart", () =>
+      withStorage(async (first) => {
+        await first.persist(batch({ records: [record(0, 1, "x"), record(1, 1, "y")] }));
+        await first.persist(batch({ chosen: [0, 1] }));
+        await first.persist(batch({ chosen: [9] })); // a slot it does not hold: ignored
+        const storage = await harness.reopen(first);
+        expect((await storage.load()).records).toEqual([record(0, 1, "x", true), record(1, 1, "y", true)]);
         return storage;
       }));
 

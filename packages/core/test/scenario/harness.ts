@@ -76,8 +76,9 @@ export function formatMessage(m: Message): string {
 function formatPersist(batch: PersistBatch): string {
   const promised = batch.promised === undefined ? [] : [`promised=${ballot(batch.promised)}`];
   const records = batch.records.length === 0 ? [] : [`records=[${batch.records.map(formatRecord).join(" ")}]`];
+  const chosen = batch.chosen.length === 0 ? [] : [`chosen=[${batch.chosen.join(" ")}]`];
   const truncate = batch.truncateBefore === undefined ? [] : [`truncateBefore=${batch.truncateBefore}`];
-  return [...promised, ...records, ...truncate].join(" ");
+  return [...promised, ...records, ...chosen, ...truncate].join(" ");
 }
 
 function errorName(error: unknown): string {

@@ -68,7 +68,7 @@ export class SimNode {
     this.pending = undefined;
     if (pending !== undefined && tornFraction !== undefined) {
       const kept = Math.floor(pending.batch.records.length * tornFraction);
-      this.durable.applyBatch({ promised: undefined, records: pending.batch.records.slice(0, kept), truncateBefore: undefined });
+      this.durable.applyBatch({ promised: undefined, records: pending.batch.records.slice(0, kept), chosen: [], truncateBefore: undefined });
     }
   }
 
