@@ -1,0 +1,34 @@
+import { open, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+/** fsyncs a directory, so that a rename or unlink in it is durable. */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Replaces `name` in `directory` with `content` atomically: a reader after a
+ * crash finds either the old file or the new one, whole. Writes a temporary
+ * file, fsyncs it, renames it over the target, and fsyncs the directory.
+ */
+export async function writeFileAtomically(directory: string, name: string, content: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  const temporary = join(directory, `${name}.tmp`);
+  const handle = await open(temporary, "w");
+  try {
+    if (content instanceof Uint8Array) await handle.write(content);
+    else await handle.writev([...content]);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, join(directory, name));
+  await syncDirectory(directory);
+}

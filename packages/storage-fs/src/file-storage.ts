@@ -1,0 +1,286 @@
+import { type FileHandle, mkdir, open, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type Ballot,
+  DurableImage,
+  type PersistBatch,
+  type Snapshot,
+  type Storage,
+  type StoredState,
+  ZERO_BALLOT,
+  ballotsEqual,
+  isEmptyBatch,
+} from "@synod/core";
+import { syncDirectory } from "./atomic-file.js";
+import { encodeChosenMarks, encodeCommit, encodeRecord } from "./codec.js";
+import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageIdentityError, StorageWipedError } from "./errors.js";
+import { METADATA_FILE, type Metadata, readMetadata, writeMetadata } from "./metadata.js";
+import { SEGMENT_PATTERN, type SegmentInfo, type TornTail, removeSegments, scanSegments, segmentFileName, segmentNumber } from "./segments.js";
+import { readLatestSnapshot, removeSnapshotsBefore, writeSnapshotFile } from "./snapshot-file.js";
+
+export interface FileStorageOptions {
+  /** The replica this directory belongs to; a directory of another replica is refused. */
+  readonly nodeId: string;
+  /**
+   * True when this replica was a member before (its operator or runtime
+   * knows): an empty directory is then a wiped one, reported as
+   * `StorageWipedError` instead of silently starting afresh.
+   */
+  readonly expectExisting?: boolean;
+  /** Roll to a new segment once the active one reaches this size (default 64 MiB). */
+  readonly segmentBytes?: number;
+  /** The incarnation written into a new directory (default 1). */
+  readonly incarnation?: number;
+}
+
+/** What opening found: a torn tail that was cut off, leftovers removed, and what was replayed. */
+export interface RecoveryReport {
+  readonly fresh: boolean;
+  readonly tornTail: TornTail | undefined;
+  readonly segments: number;
+  readonly commits: number;
+  readonly records: number;
+  readonly removedFiles: readonly string[];
+}
+
+interface QueuedBatch {
+  readonly batch: PersistBatch;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Synod's durable storage on the file system: a segmented append-only log of
+ * CRC32C-framed records written in group commits (one write and one
+ * fdatasync for every batch waiting), metadata and snapshots replaced
+ * atomically, and recovery that cuts off a torn tail and reports any other
+ * damage with its file and offset.
+ *
+ * `persist` resolves only after the batch is durable, so the driver's
+ * "persist before send" holds on disk.
+ */
+export class FileStorage implements Storage {
+  private readonly image: DurableImage;
+  private queue: QueuedBatch[] = [];
+  private flushing: Promise<void> | undefined;
+  private snapshotWrites: Promise<unknown> = Promise.resolve();
+  private failure: StorageFailedError | undefined;
+  private closed = false;
+  /** Commits made durable since open, and bytes appended (for tests and metrics). */
+  durableCommits = 0;
+  appendedBytes = 0;
+
+  private constructor(
+    readonly directory: string,
+    private metadata: Metadata,
+    private readonly segments: SegmentInfo[],
+    private active: FileHandle,
+    private nextCommit: number,
+    image: DurableImage,
+    readonly recovery: RecoveryReport,
+    private readonly segmentBytes: number,
+  ) {
+    this.image = image;
+  }
+
+  /** Opens (creating if new) the data directory and recovers its state. */
+  static async open(directory: string, options: FileStorageOptions): Promise<FileStorage> {
+    await mkdir(directory, { recursive: true });
+    const removedFiles: string[] = [];
+    let names = await readdir(directory);
+    for (const name of names.filter((name) => name.endsWith(".tmp"))) {
+      await rm(join(directory, name), { force: true });
+      removedFiles.push(name);
+    }
+    names = names.filter((name) => !name.endsWith(".tmp"));
+    let metadata = await readMetadata(directory);
+    const segmentNames = names.filter((name) => SEGMENT_PATTERN.test(name));
+    let fresh = false;
+    if (metadata === undefined) {
+      if (names.length > 0) {
+        throw new StorageCorruptionError(join(directory, METADATA_FILE), 0, `metadata missing while ${names.length} other files exist`);
+      }
+      if (options.expectExisting) throw new StorageWipedError(directory);
+      metadata = {
+        version: 1,
+        nodeId: options.nodeId,
+        incarnation: options.incarnation ?? 1,
+        promised: ZERO_BALLOT,
+        logStart: 0,
+        firstSegment: 1,
+        activeSegment: 1,
+      };
+      await writeMetadata(directory, metadata);
+      fresh = true;
+    } else if (metadata.nodeId !== options.nodeId) {
+      throw new StorageIdentityError(directory, options.nodeId, metadata.nodeId);
+    }
+    // Segments wholly before the first needed one are leftovers of a compaction interrupted by a crash.
+    const firstSegment = metadata.firstSegment;
+    const leftovers = segmentNames.filter((name) => (segmentNumber(name) as number) < firstSegment);
+    if (leftovers.length > 0) {
+      await removeSegments(directory, leftovers);
+      await syncDirectory(directory);
+      removedFiles.push(...leftovers);
+    }
+    const image = new DurableImage(metadata.promised);
+    image.logStart = metadata.logStart;
+    const scan = await scanSegments(
+      directory,
+      segmentNames.filter((name) => !leftovers.includes(name)),
+      metadata,
+      image,
+    );
+    image.snapshot = await readLatestSnapshot(directory, names);
+    if (fresh) await syncDirectory(directory);
+    const activeInfo = scan.segments.at(-1) as SegmentInfo;
+    const active = await open(join(directory, activeInfo.name), "a");
+    const report: RecoveryReport = {
+      fresh,
+      tornTail: scan.tornTail,
+      segments: scan.segments.length,
+      commits: scan.commits,
+      records: scan.records,
+      removedFiles,
+    };
+    return new FileStorage(directory, metadata, scan.segments, active, scan.nextCommit, image, report, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+  }
+
+  /** This directory's metadata: node id, incarnation, promised ballot, log start. */
+  get identity(): { readonly nodeId: string; readonly incarnation: number } {
+    return { nodeId: this.metadata.nodeId, incarnation: this.metadata.incarnation };
+  }
+
+  async load(): Promise<StoredState> {
+    this.assertOpen();
+    return this.image.toStoredState();
+  }
+
+  /** Queues a batch for the next group commit; resolves once it is durable. */
+  persist(batch: PersistBatch): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new StorageClosedError());
+    if (isEmptyBatch(batch)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ batch, resolve, reject });
+      if (this.flushing === undefined) this.flushing = this.flushLoop();
+    });
+  }
+
+  /** Writes a snapshot file atomically, then removes older ones. Runs beside the group commits. */
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new StorageClosedError());
+    const write = this.snapshotWrites.then(async () => {
+      const name = await writeSnapshotFile(this.directory, snapshot);
+      await removeSnapshotsBefore(this.directory, name);
+      this.image.installSnapshot(snapshot);
+    });
+    this.snapshotWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  /** Waits for queued writes, then closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.flushing;
+    await this.snapshotWrites;
+    await this.active.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StorageClosedError();
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue;
+        this.queue = [];
+        try {
+          await this.commit(group.map((queued) => queued.batch));
+        } catch (error) {
+          this.failure = new StorageFailedError(error);
+          for (const queued of [...group, ...this.queue]) queued.reject(this.failure);
+          this.queue = [];
+          return;
+        }
+        for (const queued of group) queued.resolve();
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  /** One group commit: every batch's frames and one commit frame in one write, one fdatasync, then metadata if it changed. */
+  private async commit(batches: readonly PersistBatch[]): Promise<void> {
+    const frames: Buffer[] = [];
+    let promised: Ballot | undefined;
+    let truncateBefore: number | undefined;
+    const activeInfo = this.segments.at(-1) as SegmentInfo;
+    for (const batch of batches) {
+      for (const record of batch.records) {
+        frames.push(encodeRecord(record));
+        if (record.slot > activeInfo.maxSlot) activeInfo.maxSlot = record.slot;
+      }
+      if (batch.chosen.length > 0) frames.push(encodeChosenMarks(batch.chosen));
+      if (batch.promised !== undefined) promised = batch.promised;
+      if (batch.truncateBefore !== undefined) truncateBefore = Math.max(truncateBefore ?? 0, batch.truncateBefore);
+    }
+    if (frames.length > 0) {
+      frames.push(encodeCommit({ sequence: this.nextCommit, groupStart: activeInfo.bytes }));
+      const buffer = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames);
+      const { bytesWritten } = await this.active.write(buffer);
+      if (bytesWritten !== buffer.length) throw new Error(`short write: ${bytesWritten} of ${buffer.length} bytes`);
+      await this.active.datasync();
+      this.nextCommit += 1;
+      activeInfo.bytes += buffer.length;
+      this.appendedBytes += buffer.length;
+      this.durableCommits += 1;
+    }
+    for (const batch of batches) this.image.applyBatch(batch);
+    await this.updateMetadata(promised, truncateBefore);
+    if (activeInfo.bytes >= this.segmentBytes) await this.roll();
+  }
+
+  /** Records a new promise or log start atomically, then deletes the segments compaction freed. */
+  private async updateMetadata(promised: Ballot | undefined, truncateBefore: number | undefined): Promise<void> {
+    let metadata = this.metadata;
+    if (promised !== undefined && !ballotsEqual(promised, metadata.promised)) metadata = { ...metadata, promised };
+    let freed: SegmentInfo[] = [];
+    if (truncateBefore !== undefined && truncateBefore > metadata.logStart) {
+      metadata = { ...metadata, logStart: truncateBefore };
+      // A prefix of closed segments whose every record is below the new log start.
+      let count = 0;
+      while (count < this.segments.length - 1 && (this.segments[count] as SegmentInfo).maxSlot < truncateBefore) count += 1;
+      freed = this.segments.slice(0, count);
+      if (count > 0) metadata = { ...metadata, firstSegment: (this.segments[count] as SegmentInfo).firstCommit };
+    }
+    if (metadata === this.metadata) return;
+    await writeMetadata(this.directory, metadata);
+    this.metadata = metadata;
+    if (freed.length > 0) {
+      this.segments.splice(0, freed.length);
+      await removeSegments(
+        this.directory,
+        freed.map((segment) => segment.name),
+      );
+      await syncDirectory(this.directory);
+    }
+  }
+
+  /** Starts a new segment: the metadata names it first, so a crash in between is recognised on open. */
+  private async roll(): Promise<void> {
+    const name = segmentFileName(this.nextCommit);
+    const metadata = { ...this.metadata, activeSegment: this.nextCommit };
+    await writeMetadata(this.directory, metadata);
+    this.metadata = metadata;
+    await this.active.close();
+    this.active = await open(join(this.directory, name), "a");
+    await syncDirectory(this.directory);
+    this.segments.push({ name, firstCommit: this.nextCommit, bytes: 0, maxSlot: -1 });
+  }
+}
