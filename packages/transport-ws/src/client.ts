@@ -1,0 +1,282 @@
+import { randomBytes } from "node:crypto";
+import type { Command, CommandBody, MultiOpResult } from "@synod/core";
+import WebSocket from "ws";
+import { PROTOCOL_VERSION, type ClientRequestBody, type WireError, clientResponseFrame } from "./protocol.js";
+import type { TlsClientOptions } from "./tls.js";
+
+export interface SynodClientOptions {
+  /** Endpoints of the cluster's replicas (`ws://host:port`, `wss://...`); any one will do to start. */
+  readonly urls: readonly string[];
+  /** Bearer token, when the cluster requires one. */
+  readonly token?: string;
+  readonly tls?: TlsClientOptions;
+  /** One attempt's time limit (default 5 s); the operation is then retried elsewhere. */
+  readonly requestTimeoutMs?: number;
+  /** A whole operation's time limit across retries (default 30 s). */
+  readonly operationTimeoutMs?: number;
+  /** Most sessions (concurrent commands in flight) this client opens (default 8). */
+  readonly maxSessions?: number;
+}
+
+/** A typed error from the cluster, with its stable code (`NOT_LEADER`, `SESSION_EXPIRED`, ...). */
+export class ClientError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ClientError";
+  }
+}
+
+/**
+ * The operation may or may not have been applied: every attempt timed out or
+ * lost its connection until the deadline. Reading the state tells which.
+ */
+export class UnknownOutcomeError extends ClientError {
+  constructor(readonly attempts: number) {
+    super("UNKNOWN_OUTCOME", `no answer after ${attempts} attempts; the operation may or may not have been applied`);
+    this.name = "UnknownOutcomeError";
+  }
+}
+
+class ConnectionLostError extends Error {}
+
+interface Session {
+  id: string;
+  nextSeq: number;
+  open: boolean;
+}
+
+const RETRYABLE = new Set(["EPOCH_CHANGED", "OVERLOADED", "STOPPED", "NOT_LEADER"]);
+
+/**
+ * A client of a Synod cluster over WebSocket. Commands run in sessions
+ * (exactly once: a retry of the same session and sequence number returns the
+ * first result); the client follows `NOT_LEADER` hints, retries after
+ * leadership changes and lost connections, and rotates through the
+ * endpoints. Up to `maxSessions` commands are in flight at once.
+ */
+export class SynodClient {
+  private readonly connections = new Map<string, Connection>();
+  private target: string;
+  private readonly idle: Session[] = [];
+  private sessionCount = 0;
+  private readonly waitingForSession: ((session: Session) => void)[] = [];
+  private closed = false;
+
+  constructor(private readonly options: SynodClientOptions) {
+    if (options.urls.length === 0) throw new TypeError("SynodClient needs at least one endpoint URL");
+    this.target = options.urls[Math.floor(Math.random() * options.urls.length)] as string;
+  }
+
+  /** Applies one operation through the log; resolves with its result. */
+  propose<Result = unknown>(op: unknown): Promise<Result> {
+    return this.command({ type: "op", op }) as Promise<Result>;
+  }
+
+  /** Applies a MultiOp atomically: `top` if every guard holds, else `fop`. */
+  proposeMulti<Result = unknown>(multi: { guard: readonly unknown[]; top: readonly unknown[]; fop: readonly unknown[] }): Promise<MultiOpResult<Result>> {
+    return this.command({ type: "multi", ...multi }) as Promise<MultiOpResult<Result>>;
+  }
+
+  /** A linearizable read, served by the leader. */
+  read<Result = unknown>(query: unknown): Promise<Result> {
+    return this.retrying({ kind: "read", query }) as Promise<Result>;
+  }
+
+  /** A possibly stale read from whichever replica answers. */
+  readLocal<Result = unknown>(query: unknown): Promise<{ value: Result; appliedThrough: number }> {
+    return this.retrying({ kind: "read-local", query }) as Promise<{ value: Result; appliedThrough: number }>;
+  }
+
+  /** The status of one replica (by default, the current target). */
+  async status(url?: string): Promise<unknown> {
+    const reply = await this.connection(url ?? this.target).request({ kind: "status" }, this.requestTimeout);
+    if (!reply.ok) throw new ClientError(reply.error.code, reply.error.message);
+    return reply.result;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const connection of this.connections.values()) connection.close();
+    this.connections.clear();
+  }
+
+  private get requestTimeout(): number {
+    return this.options.requestTimeoutMs ?? 5_000;
+  }
+
+  private async command(body: CommandBody): Promise<unknown> {
+    const session = await this.acquireSession();
+    try {
+      const command: Command = { session: session.id, seq: session.nextSeq++, body };
+      const outcome = await this.retrying({ kind: "command", command });
+      return outcome;
+    } catch (error) {
+      if (error instanceof ClientError && error.code === "SESSION_EXPIRED") session.open = false;
+      throw error;
+    } finally {
+      this.releaseSession(session);
+    }
+  }
+
+  private async acquireSession(): Promise<Session> {
+    let session = this.idle.pop();
+    if (session === undefined && this.sessionCount < (this.options.maxSessions ?? 8)) {
+      this.sessionCount += 1;
+      session = { id: `${randomBytes(16).toString("hex")}`, nextSeq: 0, open: false };
+    }
+    if (session === undefined) session = await new Promise<Session>((resolve) => this.waitingForSession.push(resolve));
+    if (!session.open) {
+      try {
+        await this.retrying({ kind: "command", command: { session: session.id, seq: session.nextSeq++, body: { type: "open-session" } } });
+      } catch (error) {
+        this.releaseSession(session);
+        throw error;
+      }
+      session.open = true;
+    }
+    return session;
+  }
+
+  private releaseSession(session: Session): void {
+    if (!session.open) {
+      // Expired or never opened: start afresh under a new id next time.
+      session.id = randomBytes(16).toString("hex");
+      session.nextSeq = 0;
+    }
+    const waiter = this.waitingForSession.shift();
+    if (waiter !== undefined) waiter(session);
+    else this.idle.push(session);
+  }
+
+  /** Sends a request, following leader hints and retrying the same request until it is answered or the deadline passes. */
+  private async retrying(body: ClientRequestBody): Promise<unknown> {
+    const deadline = Date.now() + (this.options.operationTimeoutMs ?? 30_000);
+    let attempts = 0;
+    let backoffMs = 10;
+    for (;;) {
+      if (this.closed) throw new ClientError("CLOSED", "the client is closed");
+      if (Date.now() > deadline) throw new UnknownOutcomeError(attempts);
+      attempts += 1;
+      let reply: Awaited<ReturnType<Connection["request"]>>;
+      try {
+        reply = await this.connection(this.target).request(body, this.requestTimeout);
+      } catch {
+        // Lost connection or timeout: the same request goes to another replica.
+        this.rotate();
+        await sleep(Math.min(backoffMs, 500));
+        backoffMs *= 2;
+        continue;
+      }
+      if (reply.ok) return reply.result;
+      const error: WireError = reply.error;
+      if (!RETRYABLE.has(error.code)) throw new ClientError(error.code, error.message);
+      if (error.code === "NOT_LEADER" && error.leaderUrl !== undefined && error.leaderUrl !== this.target) {
+        this.target = error.leaderUrl;
+        continue;
+      }
+      if (error.code === "NOT_LEADER") this.rotate();
+      await sleep(Math.min(backoffMs, 500));
+      backoffMs *= 2;
+    }
+  }
+
+  private rotate(): void {
+    const urls = this.options.urls;
+    const index = urls.indexOf(this.target);
+    this.target = urls[(index + 1) % urls.length] as string;
+  }
+
+  private connection(url: string): Connection {
+    let connection = this.connections.get(url);
+    if (connection === undefined || connection.dead) {
+      connection = new Connection(url, this.options);
+      this.connections.set(url, connection);
+    }
+    return connection;
+  }
+}
+
+/** One WebSocket to one replica, multiplexing requests by id. */
+class Connection {
+  dead = false;
+  private readonly socket: WebSocket;
+  private readonly opened: Promise<void>;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(reply: { ok: true; result: unknown } | { ok: false; error: WireError }): void; reject(error: Error): void }>();
+
+  constructor(url: string, options: SynodClientOptions) {
+    const tls = options.tls;
+    this.socket = new WebSocket(`${url.replace(/\/+$/, "")}/client`, {
+      handshakeTimeout: options.requestTimeoutMs ?? 5_000,
+      perMessageDeflate: false,
+      ...(options.token === undefined ? {} : { headers: { authorization: `Bearer ${options.token}` } }),
+      ...(tls === undefined ? {} : { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized ?? true }),
+    });
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once("open", () => resolve());
+      this.socket.once("error", reject);
+      this.socket.once("unexpected-response", (_request, response) => reject(new ClientError("REJECTED", `the server refused the connection (HTTP ${response.statusCode})`)));
+    });
+    this.opened.catch(() => undefined);
+    this.socket.on("message", (data) => this.onMessage(data.toString()));
+    this.socket.on("close", () => this.fail(new ConnectionLostError("connection closed")));
+    this.socket.on("error", () => this.fail(new ConnectionLostError("connection error")));
+  }
+
+  async request(body: ClientRequestBody, timeoutMs: number): Promise<{ ok: true; result: unknown } | { ok: false; error: WireError }> {
+    await this.opened;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ConnectionLostError("request timed out"));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.socket.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "request", id, body }));
+    });
+  }
+
+  close(): void {
+    this.dead = true;
+    this.socket.terminate();
+  }
+
+  private onMessage(text: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return this.fail(new ConnectionLostError("the server sent a frame that is not JSON"));
+    }
+    const frame = clientResponseFrame.safeParse(parsed);
+    if (!frame.success) return this.fail(new ConnectionLostError("the server sent an invalid response"));
+    const waiter = this.pending.get(frame.data.id);
+    if (waiter === undefined) return;
+    this.pending.delete(frame.data.id);
+    if (frame.data.ok) waiter.resolve({ ok: true, result: frame.data.result });
+    else waiter.resolve({ ok: false, error: frame.data.error ?? { code: "INTERNAL", message: "error without details" } });
+  }
+
+  private fail(error: Error): void {
+    this.dead = true;
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

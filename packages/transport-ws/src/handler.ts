@@ -1,0 +1,43 @@
+import type { NodeId, SynodNode } from "@synod/core";
+import type { ClientHandler, ClientReply, ClientRequestBody, WireError } from "./protocol.js";
+
+/**
+ * Answers client requests from a `SynodNode`: commands through `submit`
+ * (exactly once per session and sequence number), linearizable reads through
+ * `read`, local reads and status. Errors become typed wire errors; a
+ * `NOT_LEADER` carries the leader's id and endpoint so the client goes there.
+ */
+export function nodeClientHandler(node: SynodNode, endpointOf: (id: NodeId) => string | undefined): ClientHandler {
+  const errorReply = (error: unknown): ClientReply => {
+    const { code, message, leaderHint } = error as { code?: unknown; message?: unknown; leaderHint?: unknown };
+    const wire: WireError = {
+      code: typeof code === "string" ? code : "INTERNAL",
+      message: typeof message === "string" ? message : String(error),
+    };
+    if (typeof leaderHint === "string") {
+      const leaderUrl = endpointOf(leaderHint);
+      return { ok: false, error: { ...wire, leaderHint, ...(leaderUrl === undefined ? {} : { leaderUrl }) } };
+    }
+    return { ok: false, error: wire };
+  };
+  return {
+    async handle(body: ClientRequestBody): Promise<ClientReply> {
+      try {
+        switch (body.kind) {
+          case "command": {
+            const outcome = await node.submit(body.command);
+            return outcome.ok ? { ok: true, result: outcome.result } : { ok: false, error: outcome.error };
+          }
+          case "read":
+            return { ok: true, result: await node.read(body.query) };
+          case "read-local":
+            return { ok: true, result: node.readLocal(body.query) };
+          case "status":
+            return { ok: true, result: node.status() };
+        }
+      } catch (error) {
+        return errorReply(error);
+      }
+    },
+  };
+}

@@ -1,0 +1,17 @@
+export { SynodClient, ClientError, UnknownOutcomeError, type SynodClientOptions } from "./client.js";
+export { nodeClientHandler } from "./handler.js";
+export { SynodServer, type SynodServerOptions, type ServerStatistics } from "./server.js";
+export { WsTransport, type WsTransportOptions } from "./transport.js";
+export { PeerLink, type PeerLinkOptions, type PeerLinkStatistics } from "./peer-link.js";
+export { jsonLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
+export {
+  PROTOCOL_VERSION,
+  clientRequestFrame,
+  clientResponseFrame,
+  peerMessageFrame,
+  type ClientHandler,
+  type ClientReply,
+  type ClientRequestBody,
+  type WireError,
+} from "./protocol.js";
+export type { TlsClientOptions, TlsServerOptions } from "./tls.js";

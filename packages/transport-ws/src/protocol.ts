@@ -1,0 +1,74 @@
+import { type Command, commandSchema, messageSchema } from "@synod/core";
+import { z } from "zod";
+
+/**
+ * The wire protocol, version 1. Every frame is a JSON text frame with `v`
+ * (the protocol version) and `t` (its type), validated by these schemas at
+ * the boundary; a frame that fails closes its connection with the reason.
+ *
+ * Peer connections (`/peer`): `challenge` → `hello` → `welcome`, then `msg`
+ * frames carrying one core `Message` each. One connection per direction:
+ * each replica dials every other and sends only on the links it dialled.
+ *
+ * Client connections (`/client`): `request` → `response`, matched by `id`.
+ */
+export const PROTOCOL_VERSION = 1;
+
+const nonce = z.string().regex(/^[0-9a-f]{64}$/, "a nonce is 64 hex digits");
+const mac = z.string().regex(/^[0-9a-f]{64}$/, "a MAC is 64 hex digits");
+const nodeId = z.string().min(1).max(256);
+
+export const challengeFrame = z.object({ v: z.literal(1), t: z.literal("challenge"), nonce, nodeId, clusterId: z.string().max(256) });
+export const helloFrame = z.object({ v: z.literal(1), t: z.literal("hello"), nodeId, nonce, mac });
+export const welcomeFrame = z.object({ v: z.literal(1), t: z.literal("welcome"), mac });
+export const peerMessageFrame = z.object({ v: z.literal(1), t: z.literal("msg"), m: messageSchema });
+
+export type ChallengeFrame = z.infer<typeof challengeFrame>;
+export type HelloFrame = z.infer<typeof helloFrame>;
+export type WelcomeFrame = z.infer<typeof welcomeFrame>;
+
+const requestId = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const clientRequestBody = z.discriminatedUnion("kind", [
+  /** A command through the log (ops, MultiOps, session open/close), exactly once per (session, seq). */
+  z.object({ kind: z.literal("command"), command: commandSchema }),
+  /** A linearizable read, served by the leader (read index). */
+  z.object({ kind: z.literal("read"), query: z.unknown() }),
+  /** A local, possibly stale read on whichever replica answers; carries the slot it reflects. */
+  z.object({ kind: z.literal("read-local"), query: z.unknown() }),
+  /** The answering replica's view: role, leader, slots. */
+  z.object({ kind: z.literal("status") }),
+]);
+
+export const clientRequestFrame = z.object({ v: z.literal(1), t: z.literal("request"), id: requestId, body: clientRequestBody });
+
+export type ClientRequestBody = z.infer<typeof clientRequestBody>;
+
+/** A typed error as clients receive it; `leaderUrl` lets them go straight to the leader. */
+export const errorReplySchema = z.object({
+  code: z.string().min(1).max(64),
+  message: z.string().max(4096),
+  leaderHint: z.string().optional(),
+  leaderUrl: z.string().optional(),
+});
+export type WireError = z.infer<typeof errorReplySchema>;
+
+export const clientResponseFrame = z.object({
+  v: z.literal(1),
+  t: z.literal("response"),
+  id: requestId,
+  ok: z.boolean(),
+  result: z.unknown().optional(),
+  error: errorReplySchema.optional(),
+});
+export type ClientResponseFrame = z.infer<typeof clientResponseFrame>;
+
+/** Answer to a request, before framing. */
+export type ClientReply = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: WireError };
+
+/** What a client-facing server needs from the replica behind it. */
+export interface ClientHandler {
+  handle(body: ClientRequestBody): Promise<ClientReply>;
+}
+
+export type { Command };

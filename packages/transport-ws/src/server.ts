@@ -1,0 +1,231 @@
+import { type IncomingMessage, type Server, createServer as createHttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
+import type { Message, NodeId } from "@synod/core";
+import { type WebSocket, WebSocketServer } from "ws";
+import { z } from "zod";
+import { helloMac, newNonce, safeEqual, welcomeMac } from "./auth.js";
+import type { Logger } from "./logger.js";
+import { type ClientHandler, type ClientReply, PROTOCOL_VERSION, clientRequestFrame, helloFrame, peerMessageFrame } from "./protocol.js";
+import type { TlsServerOptions } from "./tls.js";
+
+export interface SynodServerOptions {
+  readonly self: NodeId;
+  readonly clusterId: string;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Peers allowed to connect. */
+  readonly peers: readonly NodeId[];
+  /** The cluster secret; undefined only for a plaintext dev cluster on loopback. */
+  readonly secret: string | undefined;
+  /** Bearer tokens clients must present; undefined lets any client in. */
+  readonly clientTokens?: readonly string[];
+  readonly tls?: TlsServerOptions;
+  /** Largest frame accepted; a larger one closes the connection (1009). */
+  readonly maxPayloadBytes?: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly logger: Logger;
+  /** Where authenticated peer messages go. */
+  readonly onPeerMessage: (message: Message) => void;
+  /** Answers client requests; without it `/client` is refused. */
+  readonly clients?: ClientHandler;
+}
+
+export interface ServerStatistics {
+  peersAccepted: number;
+  peersRejected: number;
+  clientsAccepted: number;
+  clientsRejected: number;
+  badFrames: number;
+  peerMessages: number;
+  clientRequests: number;
+}
+
+/**
+ * One listening port for both peer links (`/peer`) and clients (`/client`).
+ * Peers prove they know the cluster secret against a fresh nonce (so a
+ * recorded handshake cannot be replayed) and must be members; clients
+ * present a bearer token when tokens are configured. Every frame is validated
+ * against the versioned schemas; a bad one closes that connection with the
+ * reason, counted and logged, and never takes the process down.
+ */
+export class SynodServer {
+  readonly statistics: ServerStatistics = {
+    peersAccepted: 0,
+    peersRejected: 0,
+    clientsAccepted: 0,
+    clientsRejected: 0,
+    badFrames: 0,
+    peerMessages: 0,
+    clientRequests: 0,
+  };
+  private readonly http: Server;
+  private readonly sockets: WebSocketServer;
+  private readonly peers: ReadonlySet<NodeId>;
+
+  constructor(private readonly options: SynodServerOptions) {
+    this.peers = new Set(options.peers.filter((peer) => peer !== options.self));
+    const reject = (_request: IncomingMessage, response: import("node:http").ServerResponse) => {
+      response.writeHead(426, { "content-type": "text/plain" }).end("Synod speaks WebSocket on /peer and /client\n");
+    };
+    this.http =
+      options.tls === undefined
+        ? createHttpServer(reject)
+        : createHttpsServer(
+            {
+              cert: options.tls.cert,
+              key: options.tls.key,
+              ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }),
+              requestCert: options.tls.requestClientCertificate ?? options.tls.ca !== undefined,
+              rejectUnauthorized: options.tls.requestClientCertificate ?? options.tls.ca !== undefined,
+            },
+            reject,
+          );
+    this.sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes ?? 16 * 1024 * 1024, perMessageDeflate: false });
+    this.http.on("upgrade", (request, socket, head) => this.onUpgrade(request, socket, head));
+    this.http.on("clientError", (_error, socket) => socket.destroy());
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off("error", reject);
+        const address = this.http.address();
+        resolve(typeof address === "object" && address !== null ? address.port : this.options.port);
+      });
+    });
+  }
+
+  /** Stops accepting and closes every connection. */
+  close(): Promise<void> {
+    for (const client of this.sockets.clients) client.terminate();
+    return new Promise((resolve) => {
+      this.sockets.close(() => this.http.close(() => resolve()));
+      this.http.closeAllConnections?.();
+    });
+  }
+
+  private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const path = (request.url ?? "").split("?")[0];
+    if (path === "/peer") {
+      this.sockets.handleUpgrade(request, socket, head, (ws) => this.acceptPeer(ws));
+    } else if (path === "/client" && this.options.clients !== undefined) {
+      if (!this.clientAuthorized(request)) {
+        this.statistics.clientsRejected += 1;
+        this.options.logger.warn("client rejected: missing or wrong token", { remote: request.socket.remoteAddress });
+        socket.end("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        return;
+      }
+      this.sockets.handleUpgrade(request, socket, head, (ws) => this.acceptClient(ws));
+    } else {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    }
+  }
+
+  private clientAuthorized(request: IncomingMessage): boolean {
+    const tokens = this.options.clientTokens;
+    if (tokens === undefined || tokens.length === 0) return true;
+    const header = request.headers.authorization ?? "";
+    const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
+    return tokens.some((token) => safeEqual(token, presented));
+  }
+
+  private acceptPeer(ws: WebSocket): void {
+    const { self, clusterId, secret, logger } = this.options;
+    const nonce = newNonce();
+    let peer: NodeId | undefined;
+    const timer = setTimeout(() => this.rejectPeer(ws, "handshake timed out"), this.options.handshakeTimeoutMs ?? 5_000);
+    timer.unref();
+    ws.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "challenge", nonce, nodeId: self, clusterId }));
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return this.badFrame(ws, "binary frames are not part of the protocol");
+      const parsed = parseJson(data.toString());
+      if (parsed === undefined) return this.badFrame(ws, "frame is not JSON");
+      if (peer === undefined) {
+        const hello = helloFrame.safeParse(parsed);
+        if (!hello.success) return this.rejectPeer(ws, "expected a hello");
+        if (!this.peers.has(hello.data.nodeId)) return this.rejectPeer(ws, `${hello.data.nodeId} is not a member`);
+        if (secret !== undefined && !safeEqual(hello.data.mac, helloMac(secret, nonce, hello.data.nodeId, self))) {
+          return this.rejectPeer(ws, `${hello.data.nodeId} failed authentication`);
+        }
+        clearTimeout(timer);
+        peer = hello.data.nodeId;
+        const mac = secret === undefined ? "0".repeat(64) : welcomeMac(secret, hello.data.nonce, peer, self);
+        ws.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "welcome", mac }));
+        this.statistics.peersAccepted += 1;
+        logger.info("peer accepted", { peer });
+        return;
+      }
+      const frame = peerMessageFrame.safeParse(parsed);
+      if (!frame.success) return this.badFrame(ws, `invalid peer frame: ${z.prettifyError(frame.error)}`);
+      const message = frame.data.m as Message;
+      if (message.from !== peer || message.to !== self) return this.badFrame(ws, `message from ${message.from} to ${message.to} on the link from ${peer}`);
+      this.statistics.peerMessages += 1;
+      try {
+        this.options.onPeerMessage(message);
+      } catch (error) {
+        logger.error("peer message handler failed", { error: (error as Error).message });
+      }
+    });
+    ws.on("error", () => ws.terminate());
+    ws.on("close", () => clearTimeout(timer));
+  }
+
+  private rejectPeer(ws: WebSocket, reason: string): void {
+    this.statistics.peersRejected += 1;
+    this.options.logger.warn("peer rejected", { reason });
+    ws.close(1008, reason.slice(0, 120));
+  }
+
+  private acceptClient(ws: WebSocket): void {
+    this.statistics.clientsAccepted += 1;
+    const handler = this.options.clients as ClientHandler;
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return this.badFrame(ws, "binary frames are not part of the protocol");
+      const parsed = parseJson(data.toString());
+      if (parsed === undefined) return this.badFrame(ws, "frame is not JSON");
+      const frame = clientRequestFrame.safeParse(parsed);
+      if (!frame.success) {
+        const id = (parsed as { id?: unknown } | null)?.id;
+        // A request we can answer gets a typed error; anything else closes the connection.
+        if (typeof id === "number" && Number.isSafeInteger(id) && id >= 0) {
+          this.statistics.badFrames += 1;
+          return reply(ws, id, { ok: false, error: { code: "INVALID_INPUT", message: `invalid request: ${z.prettifyError(frame.error)}`.slice(0, 4000) } });
+        }
+        return this.badFrame(ws, "invalid request frame");
+      }
+      this.statistics.clientRequests += 1;
+      const { id, body } = frame.data;
+      handler.handle(body).then(
+        (answer) => reply(ws, id, answer),
+        (error: unknown) => reply(ws, id, { ok: false, error: { code: "INTERNAL", message: (error as Error)?.message ?? String(error) } }),
+      );
+    });
+    ws.on("error", () => ws.terminate());
+  }
+
+  private badFrame(ws: WebSocket, reason: string): void {
+    this.statistics.badFrames += 1;
+    this.options.logger.warn("bad frame; closing the connection", { reason: reason.slice(0, 300) });
+    ws.close(1007, reason.slice(0, 120));
+  }
+}
+
+function reply(ws: WebSocket, id: number, answer: ClientReply): void {
+  if (ws.readyState !== ws.OPEN) return;
+  const frame = answer.ok ? { v: PROTOCOL_VERSION, t: "response", id, ok: true, result: answer.result } : { v: PROTOCOL_VERSION, t: "response", id, ok: false, error: answer.error };
+  ws.send(JSON.stringify(frame));
+}
+
+function parseJson(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value === null || typeof value !== "object" ? undefined : value;
+  } catch {
+    return undefined;
+  }
+}
