@@ -160,12 +160,13 @@ export class SynodClient {
       if (this.closed) throw new ClientError("CLOSED", "the client is closed");
       if (Date.now() > deadline) throw new UnknownOutcomeError(attempts);
       attempts += 1;
+      const target = this.target;
       let reply: Awaited<ReturnType<Connection["request"]>>;
       try {
-        reply = await this.connection(this.target).request(body, this.requestTimeout);
+        reply = await this.connection(target).request(body, this.requestTimeout);
       } catch {
         // Lost connection or timeout: the same request goes to another replica.
-        this.rotate();
+        this.moveAwayFrom(target);
         await sleep(Math.min(backoffMs, 500));
         backoffMs *= 2;
         continue;
@@ -173,19 +174,25 @@ export class SynodClient {
       if (reply.ok) return reply.result;
       const error: WireError = reply.error;
       if (!RETRYABLE.has(error.code)) throw new ClientError(error.code, error.message);
-      if (error.code === "NOT_LEADER" && error.leaderUrl !== undefined && error.leaderUrl !== this.target) {
+      if (error.code === "NOT_LEADER" && error.leaderUrl !== undefined && error.leaderUrl !== target) {
         this.target = error.leaderUrl;
         continue;
       }
-      if (error.code === "NOT_LEADER") this.rotate();
+      if (error.code === "NOT_LEADER") this.moveAwayFrom(target);
       await sleep(Math.min(backoffMs, 500));
       backoffMs *= 2;
     }
   }
 
-  private rotate(): void {
+  /**
+   * Moves on to the next endpoint after `failed`, unless another operation
+   * already moved the shared target elsewhere: concurrent operations that
+   * all fail on one replica must not rotate together, in lockstep, back onto it.
+   */
+  private moveAwayFrom(failed: string): void {
+    if (this.target !== failed) return;
     const urls = this.options.urls;
-    const index = urls.indexOf(this.target);
+    const index = urls.indexOf(failed);
     this.target = urls[(index + 1) % urls.length] as string;
   }
 

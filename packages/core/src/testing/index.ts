@@ -3,3 +3,4 @@
  * use it from test files only.
  */
 export { runStorageConformance, type StorageHarness } from "./storage-conformance.js";
+export { runTransportConformance, sampleMessages, type TransportCluster, type TransportHarness } from "./transport-conformance.js";

@@ -1,0 +1,94 @@
+import { isIP } from "node:net";
+import { z } from "zod";
+
+const duration = z.number().int().positive();
+
+/**
+ * A replica's configuration, validated at start-up: every field's error says
+ * which field and why. Members' URLs are where peers and clients reach them
+ * (`ws://host:port`, or `wss://` with TLS).
+ */
+export const serverConfigSchema = z
+  .object({
+    /** This replica's id; must be one of `members`. */
+    id: z.string().min(1).max(256),
+    /** Names the cluster; peers of another cluster are refused. */
+    clusterId: z.string().min(1).max(256).default("synod"),
+    members: z
+      .array(z.object({ id: z.string().min(1).max(256), url: z.string().regex(/^wss?:\/\/[^/]+$/, "a member url is ws://host:port or wss://host:port") }))
+      .min(1),
+    /** Where to listen; defaults to the host and port of this replica's own member URL. */
+    listen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
+    /** The data directory (file storage). */
+    dataDir: z.string().min(1),
+    /** This replica was a member before: an empty data directory is then a wiped one, not a new replica. */
+    rejoin: z.boolean().default(false),
+    tickMs: duration.default(50),
+    electionTicks: duration.default(10),
+    heartbeatTicks: duration.default(2),
+    sessionTtlMs: duration.default(60_000),
+    snapshotEverySlots: z.number().int().nonnegative().default(10_000),
+    snapshotTailSlots: z.number().int().nonnegative().default(1_000),
+    /** The cluster secret peers authenticate with (HMAC challenge). Required unless the whole cluster is on loopback. */
+    secret: z.string().min(16, "the cluster secret must be at least 16 characters").optional(),
+    /** Bearer tokens clients must present; none configured lets any client in. */
+    clientTokens: z.array(z.string().min(16, "a client token must be at least 16 characters")).optional(),
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        /** CA for verifying peers' and clients' certificates (mutual TLS) and for trusting peers when dialling. */
+        ca: z.string().min(1).optional(),
+        requireClientCertificate: z.boolean().default(false),
+      })
+      .optional(),
+    logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  })
+  .superRefine((config, context) => {
+    const ids = config.members.map((member) => member.id);
+    if (!ids.includes(config.id)) context.addIssue({ code: "custom", path: ["id"], message: `${config.id} is not among the members (${ids.join(", ")})` });
+    if (new Set(ids).size !== ids.length) context.addIssue({ code: "custom", path: ["members"], message: "member ids must be distinct" });
+    if (config.heartbeatTicks >= config.electionTicks) {
+      context.addIssue({ code: "custom", path: ["heartbeatTicks"], message: "heartbeatTicks must be below electionTicks" });
+    }
+    const tlsUrls = config.members.filter((member) => member.url.startsWith("wss://")).length;
+    if (tlsUrls > 0 && config.tls === undefined) context.addIssue({ code: "custom", path: ["tls"], message: "wss:// members need tls certificates" });
+    if (config.secret === undefined) {
+      // Secure by default: without a secret, peers are not authenticated, which is only acceptable on loopback.
+      const hosts = [...config.members.map((member) => new URL(member.url).hostname), config.listen?.host].filter((host): host is string => host !== undefined);
+      const exposed = hosts.filter((host) => !isLoopback(host));
+      if (exposed.length > 0) {
+        context.addIssue({
+          code: "custom",
+          path: ["secret"],
+          message: `a cluster secret is required when any address is not loopback (${exposed.join(", ")}); set "secret" (and "tls")`,
+        });
+      }
+    }
+  });
+
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+
+/** A typed configuration error that lists every problem with its field. */
+export class ConfigError extends Error {
+  readonly code = "INVALID_CONFIG";
+  constructor(readonly issues: readonly string[]) {
+    super(`invalid configuration:\n  ${issues.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function parseServerConfig(input: unknown): ServerConfig {
+  const result = serverConfigSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join(".") || "(config)"}: ${issue.message}`));
+  }
+  return result.data;
+}
+
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "");
+  if (bare === "localhost" || bare === "::1") return true;
+  return isIP(bare) === 4 && bare.startsWith("127.");
+}

@@ -1,0 +1,2 @@
+export { ConfigError, isLoopback, parseServerConfig, serverConfigSchema, type ServerConfig, type ServerConfigInput } from "./config.js";
+export { startServer, stopOnSignals, type RunningServer } from "./runtime.js";

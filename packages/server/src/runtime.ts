@@ -1,0 +1,151 @@
+import { readFileSync } from "node:fs";
+import { type StateMachine, SynodNode } from "@synod/core";
+import { FileStorage } from "@synod/storage-fs";
+import { type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
+import { type ServerConfig, parseServerConfig } from "./config.js";
+
+/** A running replica: the Paxos node, its listener, transport and storage. */
+export interface RunningServer<Op, Test, Result, Query, QueryResult> {
+  readonly config: ServerConfig;
+  readonly node: SynodNode<Op, Test, Result, Query, QueryResult>;
+  readonly server: SynodServer;
+  readonly transport: WsTransport;
+  readonly storage: FileStorage;
+  readonly logger: Logger;
+  /** The port actually bound (differs from the config when it asked for 0). */
+  readonly port: number;
+  /** Stops accepting, fails what is pending, lets in-flight writes finish, closes sockets and files. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one replica from a configuration (validated; a `ConfigError` lists
+ * every bad field): opens and recovers its data directory, connects to its
+ * peers, listens for peers and clients, and joins the cluster.
+ */
+export async function startServer<Op, Test, Result, Query, QueryResult>(
+  input: unknown,
+  stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>,
+  options: { logger?: Logger } = {},
+): Promise<RunningServer<Op, Test, Result, Query, QueryResult>> {
+  const config = parseServerConfig(input);
+  const logger = options.logger ?? jsonLogger({ level: config.logLevel, fields: { node: config.id } });
+  const self = config.members.find((member) => member.id === config.id) as { id: string; url: string };
+  const ownUrl = new URL(self.url);
+  const listen = config.listen ?? { host: ownUrl.hostname.replace(/^\[|\]$/g, ""), port: Number(ownUrl.port) };
+  const tls =
+    config.tls === undefined
+      ? undefined
+      : {
+          cert: readFileSync(config.tls.cert),
+          key: readFileSync(config.tls.key),
+          ...(config.tls.ca === undefined ? {} : { ca: readFileSync(config.tls.ca) }),
+        };
+
+  const storage = await FileStorage.open(config.dataDir, { nodeId: config.id, expectExisting: config.rejoin });
+  if (storage.recovery.tornTail !== undefined) logger.warn("cut off a torn tail of the log", { ...storage.recovery.tornTail });
+  logger.info("storage opened", {
+    dataDir: config.dataDir,
+    fresh: storage.recovery.fresh,
+    commits: storage.recovery.commits,
+    records: storage.recovery.records,
+    incarnation: storage.identity.incarnation,
+  });
+
+  const transport = new WsTransport({
+    self: config.id,
+    clusterId: config.clusterId,
+    peers: config.members,
+    secret: config.secret,
+    logger,
+    ...(tls === undefined ? {} : { tls: { ...(tls.ca === undefined ? {} : { ca: tls.ca }), cert: tls.cert, key: tls.key } }),
+  });
+  const node = new SynodNode({
+    id: config.id,
+    voters: config.members.map((member) => member.id),
+    storage,
+    transport,
+    stateMachine,
+    tickMs: config.tickMs,
+    replica: { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks },
+    sessionTtlMs: config.sessionTtlMs,
+    snapshotEverySlots: config.snapshotEverySlots,
+    snapshotTailSlots: config.snapshotTailSlots,
+  });
+  const urls = new Map(config.members.map((member) => [member.id, member.url]));
+  const server = new SynodServer({
+    self: config.id,
+    clusterId: config.clusterId,
+    host: listen.host,
+    port: listen.port,
+    peers: config.members.map((member) => member.id),
+    secret: config.secret,
+    ...(config.clientTokens === undefined ? {} : { clientTokens: config.clientTokens }),
+    ...(tls === undefined ? {} : { tls: { ...tls, requestClientCertificate: config.tls?.requireClientCertificate ?? false } }),
+    logger,
+    onPeerMessage: (message) => transport.deliver(message),
+    clients: nodeClientHandler(node as unknown as SynodNode, (id) => urls.get(id)),
+  });
+  const port = await server.listen();
+  node.on("leader", (leader) => logger.info("leader changed", { leader: leader ?? null }));
+  node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
+  await node.start();
+  logger.info("replica started", {
+    listen: `${listen.host}:${port}`,
+    members: config.members.map((member) => `${member.id}=${member.url}`),
+    security: describeSecurity(config),
+  });
+  if (config.secret === undefined) logger.warn("PLAINTEXT DEV CLUSTER: no cluster secret, no TLS; peers are not authenticated. Allowed on loopback only.");
+  else if (config.tls === undefined) logger.warn("no TLS: peers authenticate with the cluster secret, but traffic is not encrypted");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    config,
+    node,
+    server,
+    transport,
+    storage,
+    logger,
+    port,
+    stop: () => {
+      stopping ??= (async () => {
+        logger.info("stopping");
+        await server.close();
+        await node.stop();
+        logger.info("stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+function describeSecurity(config: ServerConfig): string {
+  if (config.secret === undefined) return "plaintext, unauthenticated (loopback dev cluster)";
+  const parts = ["peers authenticated by cluster secret"];
+  parts.push(config.tls === undefined ? "no TLS" : config.tls.requireClientCertificate ? "mutual TLS" : "TLS");
+  parts.push(config.clientTokens === undefined ? "clients unauthenticated" : "clients need a token");
+  return parts.join(", ");
+}
+
+/**
+ * Runs a replica until SIGTERM or SIGINT, then shuts down cleanly (in-flight
+ * writes finish, sockets close, files are synced and closed) and exits 0; a
+ * fatal replica error exits 1.
+ */
+export function stopOnSignals(running: { stop(): Promise<void>; logger: Logger; node: { on(event: "fatal", listener: (error: Error) => void): unknown } }): void {
+  const shutdown = (signal: string) => {
+    running.logger.info("signal received", { signal });
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        running.logger.error("shutdown failed", { error: (error as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  running.node.on("fatal", () => {
+    running.stop().finally(() => process.exit(1));
+  });
+}
