@@ -51,6 +51,15 @@ interface QueuedBatch {
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
+async function isEmptyFile(path: string): Promise<boolean> {
+  const handle = await open(path, "r");
+  try {
+    return (await handle.stat()).size === 0;
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Synod's durable storage on the file system: a segmented append-only log of
  * CRC32C-framed records written in group commits (one write and one
@@ -98,6 +107,12 @@ export class FileStorage implements Storage {
     let metadata = await readMetadata(directory);
     const segmentNames = names.filter((name) => SEGMENT_PATTERN.test(name));
     let fresh = false;
+    if (metadata === undefined && names.length === 1 && names[0] === segmentFileName(1) && (await isEmptyFile(join(directory, names[0])))) {
+      // A crash while creating a new directory, before its metadata was written.
+      await rm(join(directory, names[0]));
+      names = [];
+      segmentNames.length = 0;
+    }
     if (metadata === undefined) {
       if (names.length > 0) {
         throw new StorageCorruptionError(join(directory, METADATA_FILE), 0, `metadata missing while ${names.length} other files exist`);
@@ -112,7 +127,11 @@ export class FileStorage implements Storage {
         firstSegment: 1,
         activeSegment: 1,
       };
+      // The first segment before the metadata that names it (see `roll`).
+      await (await open(join(directory, segmentFileName(1)), "a")).close();
+      await syncDirectory(directory);
       await writeMetadata(directory, metadata);
+      segmentNames.push(segmentFileName(1));
       fresh = true;
     } else if (metadata.nodeId !== options.nodeId) {
       throw new StorageIdentityError(directory, options.nodeId, metadata.nodeId);
@@ -198,6 +217,11 @@ export class FileStorage implements Storage {
   private async flushLoop(): Promise<void> {
     try {
       while (this.queue.length > 0) {
+        // Let every caller that is about to persist join this group: a burst
+        // issued in one tick, and the callers just resumed by the previous
+        // group (they persist again on their continuation). Without this yield
+        // the first of them would start a commit alone and halve every group.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const group = this.queue;
         this.queue = [];
         try {
@@ -272,15 +296,20 @@ export class FileStorage implements Storage {
     }
   }
 
-  /** Starts a new segment: the metadata names it first, so a crash in between is recognised on open. */
+  /**
+   * Starts a new segment. The file is created and made durable before the
+   * metadata names it, so on open a missing active segment is always a
+   * deleted one (corruption) and an empty unnamed one is a crash mid-roll.
+   */
   private async roll(): Promise<void> {
     const name = segmentFileName(this.nextCommit);
+    const next = await open(join(this.directory, name), "a");
+    await syncDirectory(this.directory);
     const metadata = { ...this.metadata, activeSegment: this.nextCommit };
     await writeMetadata(this.directory, metadata);
     this.metadata = metadata;
     await this.active.close();
-    this.active = await open(join(this.directory, name), "a");
-    await syncDirectory(this.directory);
+    this.active = next;
     this.segments.push({ name, firstCommit: this.nextCommit, bytes: 0, maxSlot: -1 });
   }
 }

@@ -45,7 +45,8 @@ function checksum(frame: Buffer, payloadLength: number): number {
 
 export type FrameRead =
   | { readonly ok: true; readonly kind: FrameKind; readonly payload: Buffer; readonly end: number }
-  | { readonly ok: false; readonly reason: string; readonly short: boolean };
+  /** `checksummed`: the checksum held, so the bytes are as written: whatever is wrong is not a torn write. */
+  | { readonly ok: false; readonly reason: string; readonly short: boolean; readonly checksummed?: boolean };
 
 /** Reads the frame at `offset`; a frame cut short by the end of the buffer is `short`. */
 export function readFrame(buffer: Buffer, offset: number): FrameRead {
@@ -59,7 +60,7 @@ export function readFrame(buffer: Buffer, offset: number): FrameRead {
   const frame = buffer.subarray(offset, end);
   if (checksum(frame, length) !== buffer.readUInt32LE(offset + 6)) return { ok: false, reason: "checksum mismatch", short: false };
   if (kind !== FrameKind.record && kind !== FrameKind.chosenMarks && kind !== FrameKind.commit) {
-    return { ok: false, reason: `unknown frame kind ${kind}`, short: false };
+    return { ok: false, reason: `unknown frame kind ${kind}`, short: false, checksummed: true };
   }
   return { ok: true, kind: kind as FrameKind, payload: frame.subarray(FRAME_HEADER_BYTES), end };
 }

@@ -59,7 +59,7 @@ export interface ScanResult {
  */
 export async function scanSegments(
   directory: string,
-  names: readonly string[],
+  allNames: readonly string[],
   expected: { readonly firstSegment: number; readonly activeSegment: number },
   image: DurableImage,
 ): Promise<ScanResult> {
@@ -68,6 +68,7 @@ export async function scanSegments(
   let commits = 0;
   let records = 0;
   let tornTail: TornTail | undefined;
+  const names = await dropUnrecordedRoll(directory, allNames, expected.activeSegment);
   const ordered = [...names].sort();
   for (const [index, name] of ordered.entries()) {
     const path = join(directory, name);
@@ -94,22 +95,15 @@ export async function scanSegments(
     }
     segments.push({ name, firstCommit, bytes: scan.cutAt ?? bytes.length, maxSlot: scan.maxSlot });
   }
+  // A roll creates the new segment's file before the metadata names it, so
+  // the active segment always exists: a missing one was deleted.
   const last = segments.at(-1);
-  if (last === undefined || last.firstCommit < expected.activeSegment) {
-    // The active segment is missing. That is only a crash between recording a
-    // roll in the metadata and creating the file when no commit is missing.
-    if (nextCommit !== expected.activeSegment) {
-      throw new StorageCorruptionError(
-        join(directory, segmentFileName(expected.activeSegment)),
-        0,
-        `segment missing: the log ends at commit ${nextCommit - 1} but the active segment starts at ${expected.activeSegment}`,
-      );
-    }
-    const name = segmentFileName(expected.activeSegment);
-    await (await open(join(directory, name), "a")).close();
-    segments.push({ name, firstCommit: expected.activeSegment, bytes: 0, maxSlot: -1 });
-  } else if (last.firstCommit > expected.activeSegment) {
-    throw new StorageCorruptionError(join(directory, last.name), 0, `segment beyond the active segment ${expected.activeSegment}`);
+  if (last === undefined || last.firstCommit !== expected.activeSegment) {
+    throw new StorageCorruptionError(
+      join(directory, segmentFileName(expected.activeSegment)),
+      0,
+      `the active segment is missing (the log ends at commit ${nextCommit - 1})`,
+    );
   }
   return { segments, nextCommit, commits, records, tornTail };
 }
@@ -132,7 +126,7 @@ function scanBuffer(path: string, bytes: Buffer, firstCommit: number, isLast: bo
   while (offset < bytes.length) {
     const frame = readFrame(bytes, offset);
     if (!frame.ok) {
-      if (isLast && !hasCompleteCommitAfter(bytes, offset)) return torn(frame.reason);
+      if (isLast && frame.checksummed !== true && !hasCompleteCommitAfter(bytes, offset)) return torn(frame.reason);
       throw new StorageCorruptionError(path, offset, frame.reason);
     }
     try {
@@ -202,6 +196,28 @@ function framesValid(bytes: Buffer, from: number, to: number): boolean {
     offset = frame.end;
   }
   return offset === to;
+}
+
+/**
+ * A segment past the one the metadata calls active is a roll that crashed
+ * after creating the file and before recording it: empty, it is removed;
+ * with content it is corruption (nothing is written before the roll is recorded).
+ */
+async function dropUnrecordedRoll(directory: string, names: readonly string[], activeSegment: number): Promise<string[]> {
+  const kept: string[] = [];
+  for (const name of names) {
+    if ((segmentNumber(name) as number) <= activeSegment) {
+      kept.push(name);
+      continue;
+    }
+    const path = join(directory, name);
+    const handle = await open(path, "r");
+    const { size } = await handle.stat();
+    await handle.close();
+    if (size > 0) throw new StorageCorruptionError(path, 0, `segment beyond the active segment ${activeSegment}`);
+    await rm(path);
+  }
+  return kept;
 }
 
 /** Deletes segment files (already recorded as gone in the metadata). */
