@@ -86,25 +86,41 @@ export function commandSize(command: Command): number {
 }
 
 function estimateSize(input: unknown): number {
-  switch (typeof input) {
-    case "string":
-      return input.length + 2;
-    case "number":
-      return 8;
-    case "boolean":
-      return 5;
-    case "object": {
-      if (input === null) return 4;
-      if (input instanceof Uint8Array) return input.byteLength;
-      let bytes = 2;
-      if (Array.isArray(input)) {
-        for (const item of input) bytes += estimateSize(item) + 1;
-        return bytes;
+  // Iterative, so a deeply nested value cannot overflow the stack.
+  let bytes = 0;
+  const stack: unknown[] = [input];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    switch (typeof value) {
+      case "string":
+        bytes += value.length + 2;
+        break;
+      case "number":
+        bytes += 8;
+        break;
+      case "boolean":
+        bytes += 5;
+        break;
+      case "object": {
+        if (value === null) {
+          bytes += 4;
+        } else if (value instanceof Uint8Array) {
+          bytes += value.byteLength;
+        } else if (Array.isArray(value)) {
+          bytes += 2 + value.length;
+          for (const item of value) stack.push(item);
+        } else {
+          bytes += 2;
+          for (const key in value) {
+            bytes += key.length + 4;
+            stack.push((value as Record<string, unknown>)[key]);
+          }
+        }
+        break;
       }
-      for (const key in input) bytes += key.length + 4 + estimateSize((input as Record<string, unknown>)[key]);
-      return bytes;
+      default:
+        bytes += 4;
     }
-    default:
-      return 4;
   }
+  return bytes;
 }

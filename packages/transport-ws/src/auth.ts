@@ -10,12 +10,12 @@ export function newNonce(): string {
  * listener's fresh nonce and to both identities. `welcome` proves the
  * listener knows the secret too (mutual authentication).
  */
-export function helloMac(secret: string, challengeNonce: string, dialer: string, listener: string): string {
-  return hmac(secret, `synod-peer-v1|hello|${challengeNonce}|${dialer}|${listener}`);
+export function helloMac(secret: string, clusterId: string, challengeNonce: string, dialer: string, listener: string): string {
+  return hmac(secret, `synod-peer-v1|hello|${clusterId}|${challengeNonce}|${dialer}|${listener}`);
 }
 
-export function welcomeMac(secret: string, helloNonce: string, dialer: string, listener: string): string {
-  return hmac(secret, `synod-peer-v1|welcome|${helloNonce}|${dialer}|${listener}`);
+export function welcomeMac(secret: string, clusterId: string, helloNonce: string, dialer: string, listener: string): string {
+  return hmac(secret, `synod-peer-v1|welcome|${clusterId}|${helloNonce}|${dialer}|${listener}`);
 }
 
 function hmac(secret: string, text: string): string {

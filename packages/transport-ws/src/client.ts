@@ -164,7 +164,9 @@ export class SynodClient {
       let reply: Awaited<ReturnType<Connection["request"]>>;
       try {
         reply = await this.connection(target).request(body, this.requestTimeout);
-      } catch {
+      } catch (error) {
+        // Refused (no or wrong token): retrying cannot help; say so at once.
+        if (error instanceof ClientError && error.code === "REJECTED") throw error;
         // Lost connection or timeout: the same request goes to another replica.
         this.moveAwayFrom(target);
         await sleep(Math.min(backoffMs, 500));
@@ -225,7 +227,18 @@ class Connection {
     this.opened = new Promise((resolve, reject) => {
       this.socket.once("open", () => resolve());
       this.socket.once("error", reject);
-      this.socket.once("unexpected-response", (_request, response) => reject(new ClientError("REJECTED", `the server refused the connection (HTTP ${response.statusCode})`)));
+      this.socket.once("unexpected-response", (_request, response) => {
+        this.dead = true;
+        reject(
+          new ClientError(
+            "REJECTED",
+            response.statusCode === 401
+              ? "the server refused the connection (HTTP 401): this cluster requires a client token; pass `token`"
+              : `the server refused the connection (HTTP ${response.statusCode})`,
+          ),
+        );
+        this.socket.terminate();
+      });
     });
     this.opened.catch(() => undefined);
     this.socket.on("message", (data) => this.onMessage(data.toString()));

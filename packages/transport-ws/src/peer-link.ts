@@ -1,6 +1,7 @@
 import type { Message, NodeId } from "@synod/core";
 import WebSocket from "ws";
 import { helloMac, newNonce, safeEqual, welcomeMac } from "./auth.js";
+import { closeReason } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { PROTOCOL_VERSION, challengeFrame, welcomeFrame } from "./protocol.js";
 import type { TlsClientOptions } from "./tls.js";
@@ -66,7 +67,15 @@ export class PeerLink {
   /** Sends (or queues) one message; never throws. */
   send(message: Message): void {
     if (this.state === "closed") return;
-    const frame = JSON.stringify({ v: PROTOCOL_VERSION, t: "msg", m: message });
+    let frame: string;
+    try {
+      frame = JSON.stringify({ v: PROTOCOL_VERSION, t: "msg", m: message });
+    } catch (error) {
+      // Not serializable (a cycle, or nesting too deep for the stack): drop it, as the network may.
+      this.statistics.dropped += 1;
+      this.options.logger.error("message could not be encoded; dropped", { peer: this.options.peer, error: (error as Error).message });
+      return;
+    }
     if (this.state === "ready" && this.queue.length === 0 && this.writable()) {
       this.write(frame);
       return;
@@ -123,6 +132,13 @@ export class PeerLink {
     });
     socket.on("close", () => this.onClosed(socket));
     socket.on("error", (error) => {
+      const code = (error as NodeJS.ErrnoException).code ?? "";
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
+        // The peer's certificate was refused: an authentication failure, not a network blip.
+        this.statistics.failedHandshakes += 1;
+        this.options.logger.warn("peer certificate refused", { peer: this.options.peer, code, error: error.message });
+        return;
+      }
       this.options.logger.debug("peer link error", { peer: this.options.peer, error: error.message });
     });
   }
@@ -141,7 +157,7 @@ export class PeerLink {
       if (!challenge.success) return this.fail(socket, "expected a challenge");
       if (challenge.data.nodeId !== peer) return this.fail(socket, `reached ${challenge.data.nodeId}, expected ${peer}`);
       if (challenge.data.clusterId !== clusterId) return this.fail(socket, `peer is in cluster ${challenge.data.clusterId}, not ${clusterId}`);
-      const mac = secret === undefined ? "0".repeat(64) : helloMac(secret, challenge.data.nonce, self, peer);
+      const mac = secret === undefined ? "0".repeat(64) : helloMac(secret, clusterId, challenge.data.nonce, self, peer);
       socket.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "hello", nodeId: self, nonce: myNonce, mac }));
       this.state = "handshaking";
       return;
@@ -149,7 +165,7 @@ export class PeerLink {
     if (this.state === "handshaking") {
       const welcome = welcomeFrame.safeParse(parsed);
       if (!welcome.success) return this.fail(socket, "expected a welcome");
-      if (secret !== undefined && !safeEqual(welcome.data.mac, welcomeMac(secret, myNonce, self, peer))) {
+      if (secret !== undefined && !safeEqual(welcome.data.mac, welcomeMac(secret, clusterId, myNonce, self, peer))) {
         return this.fail(socket, "the peer could not prove it knows the cluster secret");
       }
       this.state = "ready";
@@ -165,7 +181,7 @@ export class PeerLink {
   private fail(socket: WebSocket, reason: string): void {
     this.statistics.failedHandshakes += 1;
     this.options.logger.warn("peer handshake failed", { peer: this.options.peer, reason });
-    socket.close(1008, reason.slice(0, 120));
+    socket.close(1008, closeReason(reason));
   }
 
   private startPings(socket: WebSocket): void {

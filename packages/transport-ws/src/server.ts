@@ -5,6 +5,7 @@ import type { Message, NodeId } from "@synod/core";
 import { type WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
 import { helloMac, newNonce, safeEqual, welcomeMac } from "./auth.js";
+import { MAX_NESTING_DEPTH, closeReason, nestedDeeperThan } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { type ClientHandler, type ClientReply, PROTOCOL_VERSION, clientRequestFrame, helloFrame, peerMessageFrame } from "./protocol.js";
 import type { TlsServerOptions } from "./tls.js";
@@ -38,6 +39,8 @@ export interface ServerStatistics {
   clientsAccepted: number;
   clientsRejected: number;
   badFrames: number;
+  /** Connections refused by TLS (no certificate, an untrusted one, plaintext on a TLS port). */
+  tlsRejected: number;
   peerMessages: number;
   clientRequests: number;
 }
@@ -57,6 +60,7 @@ export class SynodServer {
     clientsAccepted: 0,
     clientsRejected: 0,
     badFrames: 0,
+    tlsRejected: 0,
     peerMessages: 0,
     clientRequests: 0,
   };
@@ -85,6 +89,10 @@ export class SynodServer {
     this.sockets = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes ?? 16 * 1024 * 1024, perMessageDeflate: false });
     this.http.on("upgrade", (request, socket, head) => this.onUpgrade(request, socket, head));
     this.http.on("clientError", (_error, socket) => socket.destroy());
+    this.http.on("tlsClientError", (error) => {
+      this.statistics.tlsRejected += 1;
+      options.logger.warn("TLS connection refused", { reason: error.message.slice(0, 300) });
+    });
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -142,19 +150,22 @@ export class SynodServer {
     timer.unref();
     ws.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "challenge", nonce, nodeId: self, clusterId }));
     ws.on("message", (data, isBinary) => {
+      // Once we decided to close, nothing more from this connection is looked at.
+      if (ws.readyState !== ws.OPEN) return;
       if (isBinary) return this.badFrame(ws, "binary frames are not part of the protocol");
       const parsed = parseJson(data.toString());
       if (parsed === undefined) return this.badFrame(ws, "frame is not JSON");
+      if (nestedDeeperThan(parsed, MAX_NESTING_DEPTH)) return this.badFrame(ws, `frame nests deeper than ${MAX_NESTING_DEPTH}`);
       if (peer === undefined) {
         const hello = helloFrame.safeParse(parsed);
         if (!hello.success) return this.rejectPeer(ws, "expected a hello");
         if (!this.peers.has(hello.data.nodeId)) return this.rejectPeer(ws, `${hello.data.nodeId} is not a member`);
-        if (secret !== undefined && !safeEqual(hello.data.mac, helloMac(secret, nonce, hello.data.nodeId, self))) {
+        if (secret !== undefined && !safeEqual(hello.data.mac, helloMac(secret, clusterId, nonce, hello.data.nodeId, self))) {
           return this.rejectPeer(ws, `${hello.data.nodeId} failed authentication`);
         }
         clearTimeout(timer);
         peer = hello.data.nodeId;
-        const mac = secret === undefined ? "0".repeat(64) : welcomeMac(secret, hello.data.nonce, peer, self);
+        const mac = secret === undefined ? "0".repeat(64) : welcomeMac(secret, clusterId, hello.data.nonce, peer, self);
         ws.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "welcome", mac }));
         this.statistics.peersAccepted += 1;
         logger.info("peer accepted", { peer });
@@ -171,23 +182,32 @@ export class SynodServer {
         logger.error("peer message handler failed", { error: (error as Error).message });
       }
     });
-    ws.on("error", () => ws.terminate());
+    ws.on("error", (error) => this.socketError(ws, error));
     ws.on("close", () => clearTimeout(timer));
   }
 
   private rejectPeer(ws: WebSocket, reason: string): void {
     this.statistics.peersRejected += 1;
     this.options.logger.warn("peer rejected", { reason });
-    ws.close(1008, reason.slice(0, 120));
+    ws.close(1008, closeReason(reason));
   }
 
   private acceptClient(ws: WebSocket): void {
     this.statistics.clientsAccepted += 1;
     const handler = this.options.clients as ClientHandler;
     ws.on("message", (data, isBinary) => {
+      if (ws.readyState !== ws.OPEN) return;
       if (isBinary) return this.badFrame(ws, "binary frames are not part of the protocol");
       const parsed = parseJson(data.toString());
       if (parsed === undefined) return this.badFrame(ws, "frame is not JSON");
+      if (nestedDeeperThan(parsed, MAX_NESTING_DEPTH)) {
+        const id = (parsed as { id?: unknown }).id;
+        if (typeof id === "number" && Number.isSafeInteger(id) && id >= 0) {
+          this.statistics.badFrames += 1;
+          return reply(ws, id, { ok: false, error: { code: "INVALID_INPUT", message: `request nests deeper than ${MAX_NESTING_DEPTH}` } });
+        }
+        return this.badFrame(ws, `frame nests deeper than ${MAX_NESTING_DEPTH}`);
+      }
       const frame = clientRequestFrame.safeParse(parsed);
       if (!frame.success) {
         const id = (parsed as { id?: unknown } | null)?.id;
@@ -205,13 +225,20 @@ export class SynodServer {
         (error: unknown) => reply(ws, id, { ok: false, error: { code: "INTERNAL", message: (error as Error)?.message ?? String(error) } }),
       );
     });
-    ws.on("error", () => ws.terminate());
+    ws.on("error", (error) => this.socketError(ws, error));
+  }
+
+  /** `ws` itself refuses oversized frames (1009) and invalid UTF-8 (1007): count and log those too. */
+  private socketError(ws: WebSocket, error: Error): void {
+    this.statistics.badFrames += 1;
+    this.options.logger.warn("connection error; closing it", { reason: error.message.slice(0, 300) });
+    ws.terminate();
   }
 
   private badFrame(ws: WebSocket, reason: string): void {
     this.statistics.badFrames += 1;
     this.options.logger.warn("bad frame; closing the connection", { reason: reason.slice(0, 300) });
-    ws.close(1007, reason.slice(0, 120));
+    ws.close(1007, closeReason(reason));
   }
 }
 

@@ -36,7 +36,7 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<v
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise<void>((resolve) => setTimeout(() => resolve(), 5));
   }
 }
 
