@@ -94,12 +94,14 @@ async function main(): Promise<void> {
   const synodPort = await server.listen();
 
   process.on("message", (request: { type?: string; variants?: Variant[] }) => {
-    if (request.type === "cpu") send({ type: "cpu", usage: process.cpuUsage() });
-    else if (request.type === "variants") {
+    if (request.type === "cpu") {
+      send({ type: "cpu", usage: process.cpuUsage() });
+    } else if (request.type === "variants") {
       setVariants(request.variants ?? []);
       send({ type: "variants" });
+    } else if (request.type === "stats") {
+      send({ type: "stats", server: server.statistics, transport: transport.statistics() });
     }
-    else if (request.type === "stats") send({ type: "stats", server: server.statistics, transport: transport.statistics() });
   });
   // The parent went away (or closed the channel): nothing left to serve.
   process.on("disconnect", () => process.exit(0));

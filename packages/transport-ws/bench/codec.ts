@@ -1,8 +1,9 @@
 /**
  * Codec cost per peer message, in one process (no sockets): what `PeerLink`
  * and `SynodServer` do to every message today (JSON.stringify, the UTF-8
- * conversions ws and the server make, JSON.parse, zod `peerMessageFrame`),
- * against alternatives sketched for the bench only (`codecs.ts`):
+ * conversions ws and the server make, JSON.parse, the nesting-depth check,
+ * zod `peerMessageFrame`), against alternatives sketched for the bench only
+ * (`codecs.ts`):
  *
  * - JSON with a hand-written validator instead of zod (splits JSON's cost from zod's);
  * - `v8.serialize`/`deserialize` (a generic binary codec in Node) + zod;
@@ -11,19 +12,19 @@
  *   application ops are `unknown` to Synod, so they travel as JSON text inside it.
  *
  * The same codecs also run between the two processes in round-trip.ts
- * (`--paths floor,ws+json,ws+bin,peer`), where caches are cold.
+ * (`--paths floor,ws+json,ws+json-hand,ws+bin,peer`), where caches are cold.
  *
- *   tsx --conditions=@synod/source bench/codec.ts [--budget-ms 300] [--reps 3]
+ *   tsx --conditions=@synod/source bench/codec.ts [--budget-ms 150] [--reps 3]
  *
  * (`pnpm bench` runs this at the end of round-trip.ts with a shorter budget,
  * for the small and 4k messages only.)
  */
-import { isDeepStrictEqual } from "node:util";
-import { parseArgs } from "node:util";
+import { isDeepStrictEqual, parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { deserialize, serialize } from "node:v8";
 import type { Message } from "@synod/core";
 import { peerMessageFrame } from "../src/index.js";
+import { MAX_NESTING_DEPTH, nestedDeeperThan } from "../src/limits.js";
 import * as ws from "ws";
 import { type OpBytes, decodeBinary, deeperThan, encodeBinary, validateByHand } from "./codecs.js";
 import { accept, heartbeat, median, pad, peerFrameText, scriptArguments } from "./shared.js";
@@ -74,25 +75,10 @@ interface Sample {
   readonly message: Message;
 }
 
-/**
- * The per-frame nesting-depth check SynodServer runs before zod, when src/
- * has one (`src/limits.ts`, work in progress at the time of writing): loaded
- * by a computed specifier so that this bench does not depend on it.
- */
-async function loadDepthCheck(): Promise<{ check: (value: unknown, limit: number) => boolean; limit: number } | undefined> {
-  const specifier = "../src/limits.js";
-  try {
-    const limits = (await import(specifier)) as { nestedDeeperThan?: unknown; MAX_NESTING_DEPTH?: unknown };
-    if (typeof limits.nestedDeeperThan !== "function" || typeof limits.MAX_NESTING_DEPTH !== "number") return undefined;
-    return { check: limits.nestedDeeperThan as (value: unknown, limit: number) => boolean, limit: limits.MAX_NESTING_DEPTH };
-  } catch {
-    return undefined;
-  }
-}
-
 /** `all` adds a third message (one command with one 4 KiB op: same bytes as 4k, far fewer objects). */
 export async function runCodecBench(options: { budgetMs: number; reps: number; all?: boolean }): Promise<void> {
-  const depth = await loadDepthCheck();
+  // The nesting-depth check SynodServer runs on every frame before zod.
+  const depth = { check: nestedDeeperThan, limit: MAX_NESTING_DEPTH };
   const samples: Sample[] = [
     { name: "small (heartbeat)", message: heartbeat(123_456) },
     { name: "4k (accept, 16 cmds)", message: accept(123_456) },
@@ -128,14 +114,12 @@ export async function runCodecBench(options: { budgetMs: number; reps: number; a
     }
     if (decodeBinary(binary.subarray(0, binary.length - 1)) !== undefined) throw new Error("a truncated binary frame was accepted");
   }
-  if (depth !== undefined) {
-    // The alternative agrees with src's check on both sides of the limit.
-    let nested: unknown = 1;
-    for (let level = 0; level <= depth.limit + 1; level += 1) {
-      nested = level % 2 === 0 ? [nested] : { a: nested };
-      const frame = { v: 1, t: "msg", m: nested };
-      if (depth.check(frame, depth.limit) !== deeperThan(frame, depth.limit)) throw new Error(`depth checks disagree at ${level}`);
-    }
+  // The alternative depth check agrees with src's on both sides of the limit.
+  let nested: unknown = 1;
+  for (let level = 0; level <= depth.limit + 1; level += 1) {
+    nested = level % 2 === 0 ? [nested] : { a: nested };
+    const frame = { v: 1, t: "msg", m: nested };
+    if (depth.check(frame, depth.limit) !== deeperThan(frame, depth.limit)) throw new Error(`depth checks disagree at ${level}`);
   }
 
   type Step = { readonly name: string; readonly make: (message: Message) => () => void };
@@ -170,40 +154,36 @@ export async function runCodecBench(options: { budgetMs: number; reps: number; a
       },
     },
     {
-      name: "= JSON + zod, one direction (today)",
+      name: "= JSON + zod, one direction",
       make: (m) => () => {
         const bytes = Buffer.from(JSON.stringify({ v: 1, t: "msg", m }));
         const result = peerMessageFrame.safeParse(JSON.parse(bytes.toString()));
         consume(result.data);
       },
     },
-    ...(depth === undefined
-      ? []
-      : [
-          {
-            name: "src nestedDeeperThan (server, per frame)",
-            make: (m: Message) => {
-              const parsed: unknown = JSON.parse(peerFrameText(m));
-              return () => consume(depth.check(parsed, depth.limit) ? undefined : parsed);
-            },
-          },
-          {
-            name: "alt: recursive depth check",
-            make: (m: Message) => {
-              const parsed: unknown = JSON.parse(peerFrameText(m));
-              return () => consume(deeperThan(parsed, depth.limit) ? undefined : parsed);
-            },
-          },
-          {
-            name: "= JSON + depth check + zod (src now)",
-            make: (m: Message) => () => {
-              const bytes = Buffer.from(JSON.stringify({ v: 1, t: "msg", m }));
-              const parsed: unknown = JSON.parse(bytes.toString());
-              if (depth.check(parsed, depth.limit)) return consume(undefined);
-              consume(peerMessageFrame.safeParse(parsed).data);
-            },
-          },
-        ]),
+    {
+      name: "src nestedDeeperThan (server, per frame)",
+      make: (m) => {
+        const parsed: unknown = JSON.parse(peerFrameText(m));
+        return () => consume(depth.check(parsed, depth.limit) ? undefined : parsed);
+      },
+    },
+    {
+      name: "alt: recursive depth check",
+      make: (m) => {
+        const parsed: unknown = JSON.parse(peerFrameText(m));
+        return () => consume(deeperThan(parsed, depth.limit) ? undefined : parsed);
+      },
+    },
+    {
+      name: "= JSON + depth check + zod (src now)",
+      make: (m) => () => {
+        const bytes = Buffer.from(JSON.stringify({ v: 1, t: "msg", m }));
+        const parsed: unknown = JSON.parse(bytes.toString());
+        if (depth.check(parsed, depth.limit)) return consume(undefined);
+        consume(peerMessageFrame.safeParse(parsed).data);
+      },
+    },
     {
       name: "hand validator (instead of zod)",
       make: (m) => {
@@ -302,7 +282,7 @@ export async function runCodecBench(options: { budgetMs: number; reps: number; a
       samples
         .map(
           (s) =>
-            `${s.name}: JSON+zod ${perRoundTrip("= JSON + zod, one direction (today)", s).toFixed(1)}, ` +
+            `${s.name}: src (JSON+depth check+zod) ${perRoundTrip("= JSON + depth check + zod (src now)", s).toFixed(1)}, ` +
             `JSON+hand ${perRoundTrip("= JSON + hand validator, one direction", s).toFixed(1)}, binary ${perRoundTrip("= binary, one direction", s).toFixed(1)}`,
         )
         .join("; "),
@@ -313,7 +293,7 @@ export async function runCodecBench(options: { budgetMs: number; reps: number; a
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({
     args: scriptArguments(),
-    options: { "budget-ms": { type: "string", default: "300" }, reps: { type: "string", default: "3" } },
+    options: { "budget-ms": { type: "string", default: "150" }, reps: { type: "string", default: "3" } },
   });
   const budgetMs = Number(values["budget-ms"]);
   const reps = Number(values.reps);

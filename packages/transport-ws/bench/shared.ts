@@ -1,4 +1,4 @@
-/** Shared pieces of the transport-ws benchmarks: the two messages measured, latency samples, medians. */
+/** Shared pieces of the transport-ws benchmarks: the two messages measured, latency samples, medians, argument parsing, and the A/B switches. */
 import type { Command, Message } from "@synod/core";
 import * as ws from "ws";
 
