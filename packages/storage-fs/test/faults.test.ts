@@ -53,7 +53,7 @@ let log: BuiltLog;
 let rolled: BuiltLog;
 
 beforeAll(async () => {
-  log = await buildLog(join(root, "main"), { segmentBytes: SEGMENT_BYTES, commits: 14, compactAt: 5, lastSegmentCommits: 3, seed: SEED, random: new SeededRandom(SEED) });
+  log = await buildLog(join(root, "main"), { segmentBytes: SEGMENT_BYTES, commits: 20, compactAt: 9, lastSegmentCommits: 3, seed: SEED, random: new SeededRandom(SEED) });
   rolled = await buildLog(join(root, "rolled"), { segmentBytes: SEGMENT_BYTES, commits: 10, lastSegmentCommits: 1, seed: SEED + 1, random: new SeededRandom(SEED + 1) });
   // The fixture's shape is what the tests below rely on.
   expect(segmentNames(log.directory).length).toBeGreaterThanOrEqual(3);
