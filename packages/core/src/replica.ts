@@ -117,16 +117,12 @@ export class Replica {
     this.clock = config.clock;
     this.bugs = config.bugs ?? NO_BUGS;
     this.promised = this.bugs.has("forget-promise-on-restart") ? ZERO_BALLOT : recovered.promised;
-    this.log = new SlotLog(recovered.logStart);
+    this.log = SlotLog.recover(recovered.logStart, recovered.records);
     this.maxLogTime = recovered.logTime ?? 0;
-    for (const record of recovered.records) {
-      invariant(record.slot >= recovered.logStart, () => `record for slot ${record.slot} below logStart ${recovered.logStart}`);
-      this.log.set(record.slot, { ballot: record.ballot, value: record.value, chosen: record.chosen });
-      this.noteValueTime(record.value);
-      // Accepting at a ballot implies promising it: should a torn write have
-      // kept the record but lost the promise, the promise is raised here.
-      if (!record.chosen && compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
-    }
+    for (const record of recovered.records) this.noteValueTime(record.value);
+    // Accepting at a ballot implies promising it: should a torn write have
+    // kept a record but lost the promise, the promise is raised here.
+    this.promised = maxBallot(this.promised, this.log.maxAcceptedBallot);
     this.firstUnchosen = this.log.logStart;
     this.advanceFirstUnchosen();
     this.handedOutThrough = Math.max(recovered.appliedThrough, this.log.logStart - 1);

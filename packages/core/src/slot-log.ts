@@ -25,6 +25,16 @@ export class SlotLog {
     this.last = logStart - 1;
   }
 
+  /** Rebuilds the log from the records a storage recovered (all at or above `logStart`). */
+  static recover(logStart: number, records: readonly SlotRecord[]): SlotLog {
+    const log = new SlotLog(logStart);
+    for (const record of records) {
+      if (record.slot < logStart) throw new RangeError(`recovered record for slot ${record.slot} below logStart ${logStart}`);
+      log.set(record.slot, { ballot: record.ballot, value: record.value, chosen: record.chosen });
+    }
+    return log;
+  }
+
   /** The first slot still held; below it everything is chosen and compacted. */
   get logStart(): number {
     return this.start;
