@@ -11,7 +11,8 @@ export type ClientReply =
   | { readonly type: "error"; readonly code: string; readonly leaderHint: string | undefined };
 
 export type ClientOutput =
-  | { readonly kind: "send"; readonly node: string; readonly attempt: number; readonly request: ClientRequest; readonly timeoutMs: number }
+  /** Send `request` to `node` after `delayMs` (a backoff before a retry), timing out `timeoutMs` after sending. */
+  | { readonly kind: "send"; readonly node: string; readonly attempt: number; readonly request: ClientRequest; readonly delayMs: number; readonly timeoutMs: number }
   | { readonly kind: "wait"; readonly delayMs: number };
 
 /** One completed or unknown operation, in the shape of the checker's models. */
@@ -133,15 +134,14 @@ export class SimClient {
     this.send(operation);
   }
 
+  /** Retries the same request (same session and sequence number) after `delayMs` of backoff. */
   private resend(operation: CurrentOperation, delayMs: number): void {
-    if (delayMs === 0) return this.send(operation);
-    // A short pause before retrying, modelled as a send with a delayed target.
-    this.send(operation);
+    this.send(operation, delayMs);
   }
 
-  private send(operation: CurrentOperation): void {
+  private send(operation: CurrentOperation, delayMs = 0): void {
     this.attempt += 1;
-    this.outputs.push({ kind: "send", node: this.target, attempt: this.attempt, request: operation.request, timeoutMs: REQUEST_TIMEOUT_MS });
+    this.outputs.push({ kind: "send", node: this.target, attempt: this.attempt, request: operation.request, delayMs, timeoutMs: REQUEST_TIMEOUT_MS });
   }
 
   private finish(operation: CurrentOperation, now: number, result: unknown): void {

@@ -471,10 +471,11 @@ export class Simulation {
       switch (output.kind) {
         case "send": {
           const latency = 0.5 + this.random.float() * 3;
+          const sentAt = this.now + output.delayMs;
           if (!this.cutLinks.has(`c${index}>${output.node}`)) {
-            this.queue.push(this.now + latency, { kind: "request", node: output.node, client: index, attempt: output.attempt, request: output.request });
+            this.queue.push(sentAt + latency, { kind: "request", node: output.node, client: index, attempt: output.attempt, request: output.request });
           }
-          this.queue.push(this.now + output.timeoutMs, { kind: "client-timeout", client: index, attempt: output.attempt });
+          this.queue.push(sentAt + output.timeoutMs, { kind: "client-timeout", client: index, attempt: output.attempt });
           break;
         }
         case "wait":
