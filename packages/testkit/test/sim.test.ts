@@ -45,9 +45,14 @@ describe("seeded simulation with faults", () => {
     expect(result.statistics.leaderChanges).toBeGreaterThan(0);
   });
 
-  it("prints the seed and a one-line replay command", () => {
-    const result = runSimulation({ seed: 1, replicas: 3, bugs: ["ignore-session-table"] });
-    expect(result.violation).toMatch(/applied twice/);
-    expect(result.replay).toBe("pnpm sim --seed 1 --replicas 3 --bug ignore-session-table");
+  it("prints the seed and a one-line replay command, which replays the same failure", () => {
+    const summary = runSeeds(1, 50, { replicas: 3, bugs: ["ignore-session-table"] }, { stopAtFirstFailure: true });
+    const caught = summary.failures[0];
+    expect(caught?.violation).toMatch(/applied twice/);
+    const seed = caught?.seed as number;
+    expect(caught?.replay).toBe(`pnpm sim --seed ${seed} --replicas 3 --bug ignore-session-table`);
+    const replayed = runSimulation({ seed, replicas: 3, bugs: ["ignore-session-table"] });
+    expect(replayed.violation).toBe(caught?.violation);
+    expect(replayed.traceHash).toBe(caught?.traceHash);
   });
 });
