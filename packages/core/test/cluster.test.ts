@@ -1,27 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { MemoryNetwork, MemoryStorage, NotLeaderError, SynodNode, type StateMachine } from "../src/index.js";
+import { MemoryNetwork, MemoryStorage, NotLeaderError, SynodNode } from "../src/index.js";
+import { ListMachine } from "../src/testing/index.js";
 
-/** A tiny register-list state machine: appends numbers, queries return the list. */
-class ListMachine implements StateMachine<number, number, number, "all", number[]> {
-  items: number[] = [];
-  apply(op: number): number {
-    this.items.push(op);
-    return this.items.length;
-  }
-  test(test: number): boolean {
-    return this.items.length === test;
-  }
-  query(): number[] {
-    return [...this.items];
-  }
-  snapshot() {
-    const copy = [...this.items];
-    return () => new TextEncoder().encode(JSON.stringify(copy));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data));
-  }
-}
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

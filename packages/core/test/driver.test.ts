@@ -8,40 +8,12 @@ import {
   type NodeConfig,
   NotLeaderError,
   SeededRandom,
-  type StateMachine,
   StoppedError,
   SynodError,
   SynodNode,
 } from "../src/index.js";
+import { ListMachine } from "../src/testing/index.js";
 
-/** Appends numbers; guards compare the length; queries return the list. Counts applies and restores. */
-class ListMachine implements StateMachine<number, number, number, "all", number[]> {
-  items: number[] = [];
-  applies = 0;
-  restored: number[] | undefined;
-  apply(op: number): number {
-    this.applies += 1;
-    this.items.push(op);
-    return this.items.length;
-  }
-  test(test: number): boolean {
-    return this.items.length === test;
-  }
-  query(): number[] {
-    return [...this.items];
-  }
-  snapshot(): () => Uint8Array | PromiseLike<Uint8Array> {
-    const copy = [...this.items];
-    return () => new TextEncoder().encode(JSON.stringify(copy));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data)) as number[];
-    this.restored = [...this.items];
-  }
-  digest(): string {
-    return this.items.join(",");
-  }
-}
 
 type Node = SynodNode<number, number, number, "all", number[]>;
 type Config = NodeConfig<number, number, number, "all", number[]>;

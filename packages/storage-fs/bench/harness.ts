@@ -1,35 +1,9 @@
 /** Shared pieces of the storage-fs benchmarks: latency samples, medians, the record written, the appender loop. */
 import type { PersistBatch, SlotRecord } from "@synod/core";
 import type { FileStorage } from "../src/index.js";
+import { Samples, median } from "@synod/testkit";
 
-/** Latency samples in microseconds, growing without reallocation per sample. */
-export class Samples {
-  private data = new Float64Array(1 << 16);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const bigger = new Float64Array(this.data.length * 2);
-      bigger.set(this.data);
-      this.data = bigger;
-    }
-    this.data[this.length] = value;
-    this.length += 1;
-  }
-  /** Nearest-rank percentile. */
-  percentile(p: number): number {
-    if (this.length === 0) return Number.NaN;
-    const sorted = this.data.slice(0, this.length).sort();
-    const rank = Math.min(this.length - 1, Math.max(0, Math.ceil((p / 100) * this.length) - 1));
-    return sorted[rank] as number;
-  }
-}
-
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
+export { Samples, median };
 
 export interface Result {
   /** Operations (floor) or records (storage) completed per second in the measured window. */

@@ -22,7 +22,6 @@ import { join } from "node:path";
 import {
   MemoryNetwork,
   SeededRandom,
-  type StateMachine,
   type Storage,
   type StoredState,
   SynodNode,
@@ -31,30 +30,11 @@ import {
   formatBallot,
 } from "@synod/core";
 import { afterAll, describe, expect, it } from "vitest";
+import { ListMachine } from "@synod/core/testing";
 import { FileStorage } from "../src/index.js";
 
 type Message = Parameters<Transport["send"]>[0];
 
-class ListMachine implements StateMachine<number, number, number, "all", number[]> {
-  items: number[] = [];
-  apply(op: number): number {
-    this.items.push(op);
-    return this.items.length;
-  }
-  test(test: number): boolean {
-    return this.items.length === test;
-  }
-  query(): number[] {
-    return [...this.items];
-  }
-  snapshot(): () => Uint8Array {
-    const copy = [...this.items];
-    return () => new TextEncoder().encode(JSON.stringify(copy));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data)) as number[];
-  }
-}
 
 type Node = SynodNode<number, number, number, "all", number[]>;
 

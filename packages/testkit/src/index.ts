@@ -1,2 +1,3 @@
 export * from "./lincheck/index.js";
 export * from "./sim/index.js";
+export { Samples, median } from "./bench/stats.js";

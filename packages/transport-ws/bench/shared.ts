@@ -1,6 +1,7 @@
 /** Shared pieces of the transport-ws benchmarks: the two messages measured, latency samples, medians, argument parsing, and the A/B switches. */
 import type { Command, Message } from "@synod/core";
 import * as ws from "ws";
+import { Samples, median } from "@synod/testkit";
 
 /** The bench process's node id (it dials the child) and the child's. */
 export const BENCH_NODE = "replica-a";
@@ -66,34 +67,7 @@ export function opsBytes(): number {
   return COMMANDS.reduce((total, command) => total + JSON.stringify((command.body as { op: unknown }).op).length, 0);
 }
 
-/** Latency samples in microseconds. */
-export class Samples {
-  private data = new Float64Array(1 << 16);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const bigger = new Float64Array(this.data.length * 2);
-      bigger.set(this.data);
-      this.data = bigger;
-    }
-    this.data[this.length] = value;
-    this.length += 1;
-  }
-  /** Nearest-rank percentile. */
-  percentile(p: number): number {
-    if (this.length === 0) return Number.NaN;
-    const sorted = this.data.slice(0, this.length).sort();
-    const rank = Math.min(this.length - 1, Math.max(0, Math.ceil((p / 100) * this.length) - 1));
-    return sorted[rank] as number;
-  }
-}
-
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
+export { Samples, median };
 
 /** Node's parseArgs, after dropping the literal `--` that `pnpm bench -- --flag` passes through. */
 export function scriptArguments(): string[] {

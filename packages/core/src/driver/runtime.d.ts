@@ -11,3 +11,9 @@ declare function queueMicrotask(callback: () => void): void;
 declare const performance: { now(): number };
 declare const crypto: { getRandomValues<T extends Uint32Array>(array: T): T };
 declare const setImmediate: ((callback: () => void) => unknown) | undefined;
+declare class TextEncoder {
+  encode(input?: string): Uint8Array;
+}
+declare class TextDecoder {
+  decode(input?: Uint8Array): string;
+}
