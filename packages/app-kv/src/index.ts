@@ -44,3 +44,11 @@ export {
 } from "./schema.js";
 export { OrderedMap } from "./ordered-map.js";
 export { utf8Length } from "./text.js";
+export { KvClient, KeptLease, type CasResult, type KeySelector, type KvCallOptions, type KvClientOptions, type KvRangeOptions, type KvReadOptions, type TxnResult } from "./client/kv-client.js";
+export { KvWatch, type WatchOptions } from "./client/watch.js";
+export { Namespace } from "./client/namespace.js";
+export { WatchHub, type WatchBatch, type WatchEnd, type WatchHubOptions, type WatchSink } from "./service/watch-hub.js";
+export { kvClientHandler, watchQuerySchema, type KvHandlerOptions, type KvNode, type WatchQuery } from "./service/handler.js";
+export { Housekeeper, type HousekeeperOptions } from "./service/housekeeper.js";
+export { kvOptionsSchema, parseKvOptions, startKvServer, type KvOptions, type KvServerConfigInput, type RunningKvServer } from "./service/serve.js";
+export { ClientError, UnknownOutcomeError } from "@synod/transport-ws";

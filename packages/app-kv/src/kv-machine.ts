@@ -221,6 +221,11 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
     return this.store.revision;
   }
 
+  /** When (log time) the first lease expires, unless kept alive; undefined without leases. */
+  get nextLeaseExpiry(): number | undefined {
+    return this.leases.nextExpiry();
+  }
+
   /**
    * The changes at revision ≥ `fromRevision` to keys in `range`, oldest first
    * (at most `limit`, 0 for all). Throws `CompactedError` when part of that

@@ -113,6 +113,16 @@ export class LeaseTable {
     }
   }
 
+  /** The earliest expiry of any lease (log time), undefined with no leases. Skips stale heap entries without removing them. */
+  nextExpiry(): number | undefined {
+    let earliest: number | undefined;
+    // The heap's top is usually current; a stale top means a kept-alive lease, so fall back to a scan.
+    const top = this.heap[0];
+    if (top !== undefined && this.leases.get(top.id)?.expiresAt === top.expiresAt) return top.expiresAt;
+    for (const lease of this.leases.values()) if (earliest === undefined || lease.expiresAt < earliest) earliest = lease.expiresAt;
+    return earliest;
+  }
+
   /** Rebuilds the heap without its stale entries once they dominate it. Only between commands. */
   compactHeap(): void {
     if (this.heap.length <= 2 * this.leases.size + 64) return;

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { type StateMachine, SynodNode } from "@synod/core";
 import { FileStorage } from "@synod/storage-fs";
-import { type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
+import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
 import { type ServerConfig, parseServerConfig } from "./config.js";
 
 /** A running replica: the Paxos node, its listener, transport and storage. */
@@ -26,7 +26,15 @@ export interface RunningServer<Op, Test, Result, Query, QueryResult> {
 export async function startServer<Op, Test, Result, Query, QueryResult>(
   input: unknown,
   stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>,
-  options: { logger?: Logger } = {},
+  options: {
+    logger?: Logger;
+    /**
+     * Builds what answers clients (default: `nodeClientHandler`, the generic
+     * one). An application puts its own in front to validate requests at the
+     * boundary and to serve streams.
+     */
+    clients?: (node: SynodNode<Op, Test, Result, Query, QueryResult>, endpointOf: (id: string) => string | undefined) => ClientHandler;
+  } = {},
 ): Promise<RunningServer<Op, Test, Result, Query, QueryResult>> {
   const config = parseServerConfig(input);
   const logger = options.logger ?? jsonLogger({ level: config.logLevel, fields: { node: config.id } });
@@ -73,6 +81,8 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     snapshotTailSlots: config.snapshotTailSlots,
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
+  const endpointOf = (id: string) => urls.get(id);
+  const clients = options.clients?.(node, endpointOf) ?? nodeClientHandler(node as unknown as SynodNode, endpointOf);
   const server = new SynodServer({
     self: config.id,
     clusterId: config.clusterId,
@@ -84,7 +94,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     ...(tls === undefined ? {} : { tls: { ...tls, requestClientCertificate: config.tls?.requireClientCertificate ?? false } }),
     logger,
     onPeerMessage: (message) => transport.deliver(message),
-    clients: nodeClientHandler(node as unknown as SynodNode, (id) => urls.get(id)),
+    clients,
   });
   const port = await server.listen();
   node.on("leader", (leader) => logger.info("leader changed", { leader: leader ?? null }));

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Command, CommandBody, MultiOpResult } from "@synod/core";
 import WebSocket from "ws";
-import { PROTOCOL_VERSION, type ClientRequestBody, type WireError, clientResponseFrame } from "./protocol.js";
+import { PROTOCOL_VERSION, type ClientRequestBody, type WireError, clientServerFrame } from "./protocol.js";
 import type { TlsClientOptions } from "./tls.js";
 
 export interface SynodClientOptions {
@@ -23,10 +23,38 @@ export class ClientError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Machine-readable facts the server attached (a resume revision, a limit...). */
+    readonly details: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
     this.name = "ClientError";
   }
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /**
+   * Gives up waiting when aborted: the promise rejects with the signal's
+   * reason. A command already sent may still be applied; its session makes
+   * it apply at most once.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** What a stream delivers to. */
+export interface StreamHandlers {
+  /** One item, in order. */
+  onData(data: unknown): void;
+  /** The stream ended: cancelled, refused, or its connection lost (`code: "DISCONNECTED"`). Called once. */
+  onEnd(error: ClientError): void;
+}
+
+/** An open stream. */
+export interface Stream {
+  /** Which replica serves it. */
+  readonly url: string;
+  /** Ends it; `onEnd` is not called after. */
+  cancel(): void;
 }
 
 /**
@@ -48,7 +76,7 @@ interface Session {
   open: boolean;
 }
 
-const RETRYABLE = new Set(["EPOCH_CHANGED", "OVERLOADED", "STOPPED", "NOT_LEADER"]);
+const RETRYABLE = new Set(["EPOCH_CHANGED", "OVERLOADED", "STOPPED", "NOT_LEADER", "LAGGING"]);
 
 /**
  * A client of a Synod cluster over WebSocket. Commands run in sessions
@@ -71,29 +99,53 @@ export class SynodClient {
   }
 
   /** Applies one operation through the log; resolves with its result. */
-  propose<Result = unknown>(op: unknown): Promise<Result> {
-    return this.command({ type: "op", op }) as Promise<Result>;
+  propose<Result = unknown>(op: unknown, options: CallOptions = {}): Promise<Result> {
+    return this.command({ type: "op", op }, options.signal) as Promise<Result>;
   }
 
   /** Applies a MultiOp atomically: `top` if every guard holds, else `fop`. */
-  proposeMulti<Result = unknown>(multi: { guard: readonly unknown[]; top: readonly unknown[]; fop: readonly unknown[] }): Promise<MultiOpResult<Result>> {
-    return this.command({ type: "multi", ...multi }) as Promise<MultiOpResult<Result>>;
+  proposeMulti<Result = unknown>(multi: { guard: readonly unknown[]; top: readonly unknown[]; fop: readonly unknown[] }, options: CallOptions = {}): Promise<MultiOpResult<Result>> {
+    return this.command({ type: "multi", ...multi }, options.signal) as Promise<MultiOpResult<Result>>;
   }
 
   /** A linearizable read, served by the leader. */
-  read<Result = unknown>(query: unknown): Promise<Result> {
-    return this.retrying({ kind: "read", query }) as Promise<Result>;
+  read<Result = unknown>(query: unknown, options: CallOptions = {}): Promise<Result> {
+    return this.retrying({ kind: "read", query }, options.signal) as Promise<Result>;
   }
 
   /** A possibly stale read from whichever replica answers. */
-  readLocal<Result = unknown>(query: unknown): Promise<{ value: Result; appliedThrough: number }> {
-    return this.retrying({ kind: "read-local", query }) as Promise<{ value: Result; appliedThrough: number }>;
+  readLocal<Result = unknown>(query: unknown, options: CallOptions = {}): Promise<{ value: Result; appliedThrough: number }> {
+    return this.retrying({ kind: "read-local", query }, options.signal) as Promise<{ value: Result; appliedThrough: number }>;
+  }
+
+  /**
+   * Opens a stream (`watch`) on the current target replica, or on `url`.
+   * Streams do not fail over by themselves: `onEnd` says it ended and why,
+   * and the caller resumes (from where it got to) with another `stream` call,
+   * which goes to the next replica when the last one failed.
+   */
+  async stream(query: unknown, handlers: StreamHandlers, url?: string): Promise<Stream> {
+    if (this.closed) throw new ClientError("CLOSED", "the client is closed");
+    const target = url ?? this.target;
+    try {
+      const connection = this.connection(target);
+      return await connection.stream(query, handlers, target);
+    } catch (error) {
+      if (error instanceof ClientError && error.code === "REJECTED") throw error;
+      this.moveAwayFrom(target);
+      throw new ClientError("DISCONNECTED", `could not open a stream on ${target}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Moves the client off `url` (for example after a stream there failed). */
+  avoid(url: string): void {
+    this.moveAwayFrom(url);
   }
 
   /** The status of one replica (by default, the current target). */
   async status(url?: string): Promise<unknown> {
     const reply = await this.connection(url ?? this.target).request({ kind: "status" }, this.requestTimeout);
-    if (!reply.ok) throw new ClientError(reply.error.code, reply.error.message);
+    if (!reply.ok) throw new ClientError(reply.error.code, reply.error.message, reply.error.details);
     return reply.result;
   }
 
@@ -107,11 +159,12 @@ export class SynodClient {
     return this.options.requestTimeoutMs ?? 5_000;
   }
 
-  private async command(body: CommandBody): Promise<unknown> {
+  private async command(body: CommandBody, signal: AbortSignal | undefined): Promise<unknown> {
+    signal?.throwIfAborted();
     const session = await this.acquireSession();
     try {
       const command: Command = { session: session.id, seq: session.nextSeq++, body };
-      const outcome = await this.retrying({ kind: "command", command });
+      const outcome = await this.retrying({ kind: "command", command }, signal);
       return outcome;
     } catch (error) {
       if (error instanceof ClientError && error.code === "SESSION_EXPIRED") session.open = false;
@@ -152,36 +205,38 @@ export class SynodClient {
   }
 
   /** Sends a request, following leader hints and retrying the same request until it is answered or the deadline passes. */
-  private async retrying(body: ClientRequestBody): Promise<unknown> {
+  private async retrying(body: ClientRequestBody, signal?: AbortSignal): Promise<unknown> {
     const deadline = Date.now() + (this.options.operationTimeoutMs ?? 30_000);
     let attempts = 0;
     let backoffMs = 10;
     for (;;) {
       if (this.closed) throw new ClientError("CLOSED", "the client is closed");
+      signal?.throwIfAborted();
       if (Date.now() > deadline) throw new UnknownOutcomeError(attempts);
       attempts += 1;
       const target = this.target;
       let reply: Awaited<ReturnType<Connection["request"]>>;
       try {
-        reply = await this.connection(target).request(body, this.requestTimeout);
+        reply = await abortable(this.connection(target).request(body, this.requestTimeout), signal);
       } catch (error) {
+        if (signal?.aborted) throw signal.reason;
         // Refused (no or wrong token): retrying cannot help; say so at once.
         if (error instanceof ClientError && error.code === "REJECTED") throw error;
         // Lost connection or timeout: the same request goes to another replica.
         this.moveAwayFrom(target);
-        await sleep(Math.min(backoffMs, 500));
+        await sleep(Math.min(backoffMs, 500), signal);
         backoffMs *= 2;
         continue;
       }
       if (reply.ok) return reply.result;
       const error: WireError = reply.error;
-      if (!RETRYABLE.has(error.code)) throw new ClientError(error.code, error.message);
+      if (!RETRYABLE.has(error.code)) throw new ClientError(error.code, error.message, error.details);
       if (error.code === "NOT_LEADER" && error.leaderUrl !== undefined && error.leaderUrl !== target) {
         this.target = error.leaderUrl;
         continue;
       }
-      if (error.code === "NOT_LEADER") this.moveAwayFrom(target);
-      await sleep(Math.min(backoffMs, 500));
+      if (error.code === "NOT_LEADER" || error.code === "LAGGING") this.moveAwayFrom(target);
+      await sleep(Math.min(backoffMs, 500), signal);
       backoffMs *= 2;
     }
   }
@@ -215,6 +270,7 @@ class Connection {
   private readonly opened: Promise<void>;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(reply: { ok: true; result: unknown } | { ok: false; error: WireError }): void; reject(error: Error): void }>();
+  private readonly streams = new Map<number, StreamHandlers>();
 
   constructor(url: string, options: SynodClientOptions) {
     const tls = options.tls;
@@ -268,6 +324,22 @@ class Connection {
     });
   }
 
+  async stream(query: unknown, handlers: StreamHandlers, url: string): Promise<Stream> {
+    await this.opened;
+    if (this.dead) throw new ConnectionLostError("connection closed");
+    const id = this.nextId++;
+    this.streams.set(id, handlers);
+    this.socket.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "request", id, body: { kind: "watch", query } }));
+    return {
+      url,
+      cancel: () => {
+        if (!this.streams.delete(id) || this.dead) return;
+        const cancel = this.nextId++;
+        this.socket.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "request", id: cancel, body: { kind: "cancel", stream: id } }));
+      },
+    };
+  }
+
   close(): void {
     this.dead = true;
     this.socket.terminate();
@@ -280,8 +352,19 @@ class Connection {
     } catch {
       return this.fail(new ConnectionLostError("the server sent a frame that is not JSON"));
     }
-    const frame = clientResponseFrame.safeParse(parsed);
-    if (!frame.success) return this.fail(new ConnectionLostError("the server sent an invalid response"));
+    const frame = clientServerFrame.safeParse(parsed);
+    if (!frame.success) return this.fail(new ConnectionLostError("the server sent an invalid frame"));
+    if (frame.data.t === "event") {
+      this.streams.get(frame.data.id)?.onData(frame.data.data);
+      return;
+    }
+    const stream = this.streams.get(frame.data.id);
+    if (stream !== undefined) {
+      this.streams.delete(frame.data.id);
+      const error = frame.data.error ?? { code: "ENDED", message: "the server ended the stream" };
+      stream.onEnd(new ClientError(error.code, error.message, error.details));
+      return;
+    }
     const waiter = this.pending.get(frame.data.id);
     if (waiter === undefined) return;
     this.pending.delete(frame.data.id);
@@ -293,10 +376,33 @@ class Connection {
     this.dead = true;
     for (const waiter of this.pending.values()) waiter.reject(error);
     this.pending.clear();
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const stream of streams) stream.onEnd(new ClientError("DISCONNECTED", `the stream's connection was lost: ${error.message}`));
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate();
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return abortable(new Promise((resolve) => setTimeout(resolve, ms)), signal);
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it is aborted. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

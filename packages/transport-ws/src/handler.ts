@@ -9,10 +9,11 @@ import type { ClientHandler, ClientReply, ClientRequestBody, WireError } from ".
  */
 export function nodeClientHandler(node: SynodNode, endpointOf: (id: NodeId) => string | undefined): ClientHandler {
   const errorReply = (error: unknown): ClientReply => {
-    const { code, message, leaderHint } = error as { code?: unknown; message?: unknown; leaderHint?: unknown };
+    const { code, message, leaderHint, details } = error as { code?: unknown; message?: unknown; leaderHint?: unknown; details?: unknown };
     const wire: WireError = {
       code: typeof code === "string" ? code : "INTERNAL",
       message: typeof message === "string" ? message : String(error),
+      ...(details !== null && typeof details === "object" ? { details: details as Record<string, unknown> } : {}),
     };
     if (typeof leaderHint === "string") {
       const leaderUrl = endpointOf(leaderHint);
@@ -21,7 +22,7 @@ export function nodeClientHandler(node: SynodNode, endpointOf: (id: NodeId) => s
     return { ok: false, error: wire };
   };
   return {
-    async handle(body: ClientRequestBody): Promise<ClientReply> {
+    async handle(body: Exclude<ClientRequestBody, { kind: "watch" | "cancel" }>): Promise<ClientReply> {
       try {
         switch (body.kind) {
           case "command": {

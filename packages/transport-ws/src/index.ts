@@ -1,4 +1,4 @@
-export { SynodClient, ClientError, UnknownOutcomeError, type SynodClientOptions } from "./client.js";
+export { SynodClient, ClientError, UnknownOutcomeError, type CallOptions, type Stream, type StreamHandlers, type SynodClientOptions } from "./client.js";
 export { nodeClientHandler } from "./handler.js";
 export { SynodServer, type SynodServerOptions, type ServerStatistics } from "./server.js";
 export { WsTransport, type WsTransportOptions } from "./transport.js";
@@ -7,11 +7,14 @@ export { jsonLogger, silentLogger, type Logger, type LogLevel } from "./logger.j
 export {
   PROTOCOL_VERSION,
   clientRequestFrame,
+  clientEventFrame,
   clientResponseFrame,
+  clientServerFrame,
   peerMessageFrame,
   type ClientHandler,
   type ClientReply,
   type ClientRequestBody,
+  type StreamSink,
   type WireError,
 } from "./protocol.js";
 export type { TlsClientOptions, TlsServerOptions } from "./tls.js";

@@ -11,6 +11,10 @@ import { z } from "zod";
  * each replica dials every other and sends only on the links it dialled.
  *
  * Client connections (`/client`): `request` → `response`, matched by `id`.
+ * A `watch` request opens a stream instead: the server sends `event` frames
+ * with the request's `id`, in order, until a `response` with that `id` ends
+ * it (an error says why: cancelled, slow, compacted...). A `cancel` request
+ * ends a stream from the client's side.
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -38,6 +42,10 @@ export const clientRequestBody = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("read-local"), query: z.unknown() }),
   /** The answering replica's view: role, leader, slots. */
   z.object({ kind: z.literal("status") }),
+  /** Opens a stream of `event` frames (a change feed), served by the replica that answers. */
+  z.object({ kind: z.literal("watch"), query: z.unknown() }),
+  /** Ends the stream the client opened with request `stream`. */
+  z.object({ kind: z.literal("cancel"), stream: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) }),
 ]);
 
 export const clientRequestFrame = z.object({ v: z.literal(1), t: z.literal("request"), id: requestId, body: clientRequestBody });
@@ -50,6 +58,8 @@ export const errorReplySchema = z.object({
   message: z.string().max(4096),
   leaderHint: z.string().optional(),
   leaderUrl: z.string().optional(),
+  /** Machine-readable facts about the error (a resume revision, a limit...). */
+  details: z.record(z.string(), z.unknown()).optional(),
 });
 export type WireError = z.infer<typeof errorReplySchema>;
 
@@ -63,12 +73,36 @@ export const clientResponseFrame = z.object({
 });
 export type ClientResponseFrame = z.infer<typeof clientResponseFrame>;
 
+/** One item of a stream, for the `watch` request `id`. */
+export const clientEventFrame = z.object({ v: z.literal(1), t: z.literal("event"), id: requestId, data: z.unknown() });
+
+/** What the client receives: a response, or an item of a stream. */
+export const clientServerFrame = z.discriminatedUnion("t", [clientResponseFrame, clientEventFrame]);
+
 /** Answer to a request, before framing. */
 export type ClientReply = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: WireError };
 
+/** Where a stream's items go. */
+export interface StreamSink {
+  /** Sends one item (ignored once the stream ended or its connection closed). */
+  send(data: unknown): void;
+  /** Ends the stream with a final reply; later calls are ignored. */
+  end(reply: ClientReply): void;
+  /** Bytes queued on the connection and not yet written: how far behind the reader is. */
+  readonly bufferedBytes: number;
+  /** The stream ended, or its connection closed. */
+  readonly closed: boolean;
+}
+
 /** What a client-facing server needs from the replica behind it. */
 export interface ClientHandler {
-  handle(body: ClientRequestBody): Promise<ClientReply>;
+  handle(body: Exclude<ClientRequestBody, { kind: "watch" | "cancel" }>): Promise<ClientReply>;
+  /**
+   * Opens a stream for a `watch` request; returns what stops it (called when
+   * the client cancels or disconnects). Without it, `watch` is refused.
+   * It may call `sink.end` at once (a bad query, history compacted...).
+   */
+  watch?(query: unknown, sink: StreamSink): () => void;
 }
 
 export type { Command };

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { helloMac, newNonce, safeEqual, welcomeMac } from "./auth.js";
 import { MAX_NESTING_DEPTH, closeReason, nestedDeeperThan } from "./limits.js";
 import type { Logger } from "./logger.js";
-import { type ClientHandler, type ClientReply, PROTOCOL_VERSION, clientRequestFrame, helloFrame, peerMessageFrame } from "./protocol.js";
+import { type ClientHandler, type ClientReply, PROTOCOL_VERSION, type StreamSink, clientRequestFrame, helloFrame, peerMessageFrame } from "./protocol.js";
 import type { TlsServerOptions } from "./tls.js";
 
 export interface SynodServerOptions {
@@ -43,6 +43,8 @@ export interface ServerStatistics {
   tlsRejected: number;
   peerMessages: number;
   clientRequests: number;
+  /** Streams (watches) open now. */
+  openStreams: number;
 }
 
 /**
@@ -63,6 +65,7 @@ export class SynodServer {
     tlsRejected: 0,
     peerMessages: 0,
     clientRequests: 0,
+    openStreams: 0,
   };
   private readonly http: Server;
   private readonly sockets: WebSocketServer;
@@ -195,6 +198,7 @@ export class SynodServer {
   private acceptClient(ws: WebSocket): void {
     this.statistics.clientsAccepted += 1;
     const handler = this.options.clients as ClientHandler;
+    const streams = new Map<number, (final: ClientReply | undefined) => void>();
     ws.on("message", (data, isBinary) => {
       if (ws.readyState !== ws.OPEN) return;
       if (isBinary) return this.badFrame(ws, "binary frames are not part of the protocol");
@@ -220,12 +224,63 @@ export class SynodServer {
       }
       this.statistics.clientRequests += 1;
       const { id, body } = frame.data;
+      if (body.kind === "watch") return this.openStream(ws, streams, id, body.query);
+      if (body.kind === "cancel") {
+        streams.get(body.stream)?.({ ok: false, error: { code: "CANCELLED", message: "the client cancelled the stream" } });
+        return reply(ws, id, { ok: true, result: null });
+      }
       handler.handle(body).then(
         (answer) => reply(ws, id, answer),
         (error: unknown) => reply(ws, id, { ok: false, error: { code: "INTERNAL", message: (error as Error)?.message ?? String(error) } }),
       );
     });
     ws.on("error", (error) => this.socketError(ws, error));
+    ws.on("close", () => {
+      for (const end of [...streams.values()]) end(undefined);
+    });
+  }
+
+  /**
+   * Starts a stream for request `id`. `streams` maps each open stream to
+   * what ends it: with a final reply to send, or (the connection closed)
+   * without one. Either way the handler's stop function runs once.
+   */
+  private openStream(ws: WebSocket, streams: Map<number, (final: ClientReply | undefined) => void>, id: number, query: unknown): void {
+    const handler = this.options.clients as ClientHandler;
+    if (handler.watch === undefined) return reply(ws, id, { ok: false, error: { code: "UNSUPPORTED", message: "this server does not serve streams" } });
+    if (streams.has(id)) return reply(ws, id, { ok: false, error: { code: "INVALID_INPUT", message: `stream ${id} is already open` } });
+    let closed = false;
+    let stop: (() => void) | undefined;
+    const end = (final: ClientReply | undefined) => {
+      if (closed) return;
+      closed = true;
+      streams.delete(id);
+      this.statistics.openStreams -= 1;
+      if (final !== undefined) reply(ws, id, final);
+      stop?.();
+    };
+    const sink: StreamSink = {
+      send: (data) => {
+        if (closed || ws.readyState !== ws.OPEN) return;
+        ws.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "event", id, data }));
+      },
+      end,
+      get bufferedBytes() {
+        return ws.bufferedAmount;
+      },
+      get closed() {
+        return closed || ws.readyState !== ws.OPEN;
+      },
+    };
+    streams.set(id, end);
+    this.statistics.openStreams += 1;
+    try {
+      const stopper = handler.watch(query, sink);
+      if (closed) stopper();
+      else stop = stopper;
+    } catch (error) {
+      end({ ok: false, error: { code: "INTERNAL", message: (error as Error)?.message ?? String(error) } });
+    }
   }
 
   /** `ws` itself refuses oversized frames (1009) and invalid UTF-8 (1007): count and log those too. */

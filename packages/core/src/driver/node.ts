@@ -40,6 +40,12 @@ export interface NodeEvents {
   role: ReplicaStatus["role"];
   /** The replica stopped because of an error it cannot continue after. */
   fatal: Error;
+  /**
+   * Chosen commands were applied to the state machine, through this slot:
+   * what watchers of the applied state (change feeds) wake up on. Emitted
+   * once per batch of applied slots, after their outcomes are delivered.
+   */
+  applied: number;
 }
 
 interface Waiter {
@@ -66,6 +72,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     leader: new Set(),
     role: new Set(),
     fatal: new Set(),
+    applied: new Set(),
   };
   private timer: unknown;
   private draining = false;
@@ -132,6 +139,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   status(): ReplicaStatus & { readonly appliedThrough: number } {
     return { ...this.requireReplica().status(), appliedThrough: this.host.appliedThrough };
+  }
+
+  /** The log time (ms) of the last batch applied: the clock leases and sessions expire by. */
+  get logTime(): number {
+    return this.host.time;
   }
 
   on<K extends keyof NodeEvents>(event: K, listener: Listener<NodeEvents[K]>): () => void {
@@ -319,6 +331,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       }
       this.slotsSinceSnapshot += 1;
     }
+    if (ready.chosen.length > 0) for (const listener of this.listeners.applied) listener(this.host.appliedThrough);
     for (const read of ready.reads) {
       const pending = this.reads.get(read.id);
       if (pending === undefined) continue;

@@ -1,0 +1,91 @@
+import { ConfigError, type RunningServer, type ServerConfigInput, startServer } from "@synod/server";
+import type { Logger } from "@synod/transport-ws";
+import { z } from "zod";
+import { DEFAULT_QUOTA_BYTES, KvMachine } from "../kv-machine.js";
+import type { KvOp, KvQuery, KvQueryResult, KvResult, KvTest } from "../ops.js";
+import { DEFAULT_LIMITS } from "../validate.js";
+import { type KvNode, kvClientHandler } from "./handler.js";
+import { Housekeeper } from "./housekeeper.js";
+import { WatchHub } from "./watch-hub.js";
+
+const positive = z.number().int().positive();
+
+/**
+ * The KV options of a replica's configuration (the `kv` section). Options
+ * that decide results (`quotaBytes`) must be equal on every replica; limits
+ * are checked before proposing, so they may differ during a rolling change.
+ */
+export const kvOptionsSchema = z
+  .strictObject({
+    /** Live key and value bytes the store may hold before it raises the NOSPACE alarm (default 512 MiB). */
+    quotaBytes: positive.default(DEFAULT_QUOTA_BYTES),
+    /** Watch history kept, in events (default 100 000). */
+    historyEvents: positive.default(100_000),
+    maxKeyBytes: positive.default(DEFAULT_LIMITS.maxKeyBytes),
+    maxValueBytes: positive.default(DEFAULT_LIMITS.maxValueBytes),
+    maxTxnOps: positive.default(DEFAULT_LIMITS.maxTxnOps),
+    maxRequestBytes: positive.default(DEFAULT_LIMITS.maxRequestBytes),
+    /** Revisions of history kept for old reads and resuming watches; the leader compacts older ones (0: never). Default 100 000. */
+    retainRevisions: z.number().int().nonnegative().default(100_000),
+    /** A watcher with more bytes than this queued on its connection is cancelled with `WATCH_SLOW` (default 8 MiB). */
+    watchBufferBytes: positive.default(8 * 1024 * 1024),
+    /** How long a serializable read with `minRevision` waits for a lagging replica (default 1 000 ms). */
+    lagWaitMs: positive.default(1_000),
+  })
+  .default({
+    quotaBytes: DEFAULT_QUOTA_BYTES,
+    historyEvents: 100_000,
+    ...DEFAULT_LIMITS,
+    retainRevisions: 100_000,
+    watchBufferBytes: 8 * 1024 * 1024,
+    lagWaitMs: 1_000,
+  });
+
+export type KvOptions = z.infer<typeof kvOptionsSchema>;
+
+/** A replica's configuration: the server's (see `@synod/server`) plus a `kv` section. */
+export type KvServerConfigInput = ServerConfigInput & { readonly kv?: z.input<typeof kvOptionsSchema> };
+
+export interface RunningKvServer extends RunningServer<KvOp, KvTest, KvResult, KvQuery, KvQueryResult> {
+  readonly machine: KvMachine;
+  readonly watches: WatchHub;
+  readonly kv: KvOptions;
+}
+
+/**
+ * Starts one KV replica: the state machine, the Paxos node over file
+ * storage and WebSocket, the KV client handler (validation, serializable
+ * reads, watches), and the leader's housekeeping (lease expiry, compaction).
+ * Throws `ConfigError` listing every bad field.
+ */
+export async function startKvServer(input: unknown, options: { logger?: Logger } = {}): Promise<RunningKvServer> {
+  const kv = parseKvOptions((input as { kv?: unknown } | null)?.kv);
+  const machine = new KvMachine({ quotaBytes: kv.quotaBytes, eventRetention: { maxEvents: kv.historyEvents } });
+  const watches = new WatchHub(machine, { maxBufferedBytes: kv.watchBufferBytes });
+  const limits = { maxKeyBytes: kv.maxKeyBytes, maxValueBytes: kv.maxValueBytes, maxTxnOps: kv.maxTxnOps, maxRequestBytes: kv.maxRequestBytes };
+  const running = await startServer(input, machine, {
+    ...options,
+    clients: (node, endpointOf) => {
+      node.on("applied", () => watches.onApplied());
+      return kvClientHandler(node, machine, watches, endpointOf, { limits, lagWaitMs: kv.lagWaitMs });
+    },
+  });
+  const housekeeper = new Housekeeper(running.node as KvNode, machine, running.logger, { retainRevisions: kv.retainRevisions });
+  return {
+    ...running,
+    machine,
+    watches,
+    kv,
+    stop: async () => {
+      housekeeper.stop();
+      watches.close();
+      await running.stop();
+    },
+  };
+}
+
+export function parseKvOptions(input: unknown): KvOptions {
+  const result = kvOptionsSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => `kv.${issue.path.join(".")}: ${issue.message}`));
+  return result.data;
+}
