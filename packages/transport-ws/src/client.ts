@@ -161,7 +161,7 @@ export class SynodClient {
 
   private async command(body: CommandBody, signal: AbortSignal | undefined): Promise<unknown> {
     signal?.throwIfAborted();
-    const session = await this.acquireSession();
+    const session = await this.acquireSession(signal);
     try {
       const command: Command = { session: session.id, seq: session.nextSeq++, body };
       const outcome = await this.retrying({ kind: "command", command }, signal);
@@ -174,16 +174,16 @@ export class SynodClient {
     }
   }
 
-  private async acquireSession(): Promise<Session> {
+  private async acquireSession(signal: AbortSignal | undefined): Promise<Session> {
     let session = this.idle.pop();
     if (session === undefined && this.sessionCount < (this.options.maxSessions ?? 8)) {
       this.sessionCount += 1;
       session = { id: `${randomBytes(16).toString("hex")}`, nextSeq: 0, open: false };
     }
-    if (session === undefined) session = await new Promise<Session>((resolve) => this.waitingForSession.push(resolve));
+    session ??= await this.waitForSession(signal);
     if (!session.open) {
       try {
-        await this.retrying({ kind: "command", command: { session: session.id, seq: session.nextSeq++, body: { type: "open-session" } } });
+        await this.retrying({ kind: "command", command: { session: session.id, seq: session.nextSeq++, body: { type: "open-session" } } }, signal);
       } catch (error) {
         this.releaseSession(session);
         throw error;
@@ -191,6 +191,23 @@ export class SynodClient {
       session.open = true;
     }
     return session;
+  }
+
+  /** Waits for a session another call releases; an abort leaves the queue. */
+  private waitForSession(signal: AbortSignal | undefined): Promise<Session> {
+    return new Promise<Session>((resolve, reject) => {
+      const waiter = (session: Session) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(session);
+      };
+      const onAbort = () => {
+        const index = this.waitingForSession.indexOf(waiter);
+        if (index >= 0) this.waitingForSession.splice(index, 1);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waitingForSession.push(waiter);
+    });
   }
 
   private releaseSession(session: Session): void {
