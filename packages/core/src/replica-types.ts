@@ -111,7 +111,10 @@ export interface ReadyRead {
  * 2. make `persist` durable;
  * 3. only then send `messagesAfterPersist` (promises and accepted replies:
  *    sending one before its state is durable breaks Paxos after a crash);
- * 4. apply `chosen` in order, then serve `reads`, then fail `aborted`;
+ * 4. apply `chosen` in order, then serve `reads`, then fail `aborted`. This
+ *    step may run while step 2 is in flight: a value is chosen only once a
+ *    quorum holds it durably, and never on the strength of this Ready's own
+ *    persist (the replica counts its own acceptance only in `advance`);
  * 5. call `advance(ready)`.
  *
  * Readies must be processed one at a time, in the order they were produced.

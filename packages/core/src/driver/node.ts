@@ -318,9 +318,31 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private async handleReady(replica: Replica, ready: Ready): Promise<void> {
     const transport = this.config.transport;
     for (const message of ready.messages) transport.send(message);
-    if (!isEmptyBatch(ready.persist)) await this.config.storage.persist(ready.persist);
+    const persisting = isEmptyBatch(ready.persist) ? undefined : this.config.storage.persist(ready.persist);
+    // Applying overlaps the disk write: what is chosen is durable on a quorum
+    // already, and never waits for this Ready's own persist.
+    try {
+      this.applyReady(ready);
+    } catch (error) {
+      await persisting?.catch(() => undefined);
+      throw error;
+    }
+    if (persisting !== undefined && onlyChosenMarks(ready)) {
+      // Chosen marks vouch for nothing another replica relies on (lost, they
+      // are learned again), so the next Ready need not wait for them: the
+      // storage writes them in order, with the next group commit.
+      persisting.catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
+    } else {
+      await persisting;
+    }
     if (this.stopped) return;
     for (const message of ready.messagesAfterPersist) transport.send(message);
+    replica.advance(ready);
+    this.maybeSnapshot();
+  }
+
+  /** Applies a Ready's chosen slots and answers their waiters, serves its reads, fails its aborted commands. */
+  private applyReady(ready: Ready): void {
     for (const entry of ready.chosen) {
       for (const applied of this.host.apply(entry)) {
         const key = waiterKey(applied.command.session, applied.command.seq);
@@ -347,8 +369,6 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       for (const waiter of this.waiters.get(key) ?? []) waiter.reject(aborted.error);
       this.waiters.delete(key);
     }
-    replica.advance(ready);
-    this.maybeSnapshot();
   }
 
   private maybeSnapshot(): void {
@@ -364,6 +384,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       )
       .finally(() => {
         this.snapshotting = undefined;
+        // Slots applied while it was written are due too, even if no Ready comes to ask.
+        if (!this.stopped && this.fatalError === undefined) this.maybeSnapshot();
       });
   }
 
@@ -398,6 +420,18 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     if (this.replica === undefined) throw new StoppedError("the node has not been started");
     return this.replica;
   }
+}
+
+/** A Ready whose persist holds nothing but chosen marks, and nothing waits for it. */
+function onlyChosenMarks(ready: Ready): boolean {
+  const batch = ready.persist;
+  return (
+    batch.records.length === 0 &&
+    batch.promised === undefined &&
+    batch.truncateBefore === undefined &&
+    ready.messagesAfterPersist.length === 0 &&
+    ready.selfAfterPersist.length === 0
+  );
 }
 
 /** Builds a typed error from a reply that crossed the state-machine boundary. */

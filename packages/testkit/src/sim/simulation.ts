@@ -246,12 +246,17 @@ export class Simulation {
 
   // ---------------------------------------------------------------- replicas
 
-  /** Processes every Ready the node has, the way the driver does: one at a time, persist before replies. */
+  /**
+   * Processes every Ready the node has, the way the driver does: one at a
+   * time; messages, then the persist, applying what was chosen while it is
+   * in flight; replies and `advance` once it is durable.
+   */
   private process(node: SimNode): void {
     while (node.up && !node.hasPersistInFlight() && node.replica.hasReady()) {
       const ready = node.replica.ready();
       for (const record of ready.persist.records) if (record.chosen) this.noteChosen(node, record.slot, record.value);
       for (const message of ready.messages) this.send(node, message);
+      this.applyReady(node, ready);
       if (node.startPersist(ready)) {
         const stalled = node.diskStallUntil > this.now;
         const latency = stalled ? 50 + this.random.integer(300) : 0.05 + this.random.float() * 1.5;
@@ -262,9 +267,20 @@ export class Simulation {
     }
   }
 
-  /** The rest of a Ready once its persist is durable: replies, apply, reads, aborts, advance. */
+  /** The rest of a Ready once its persist is durable: replies that vouch for it, then `advance`. */
   private complete(node: SimNode, ready: Ready): void {
     for (const message of ready.messagesAfterPersist) this.send(node, message);
+    node.replica.advance(ready);
+    this.maybeSnapshot(node);
+  }
+
+  /**
+   * Applies what a Ready chose, serves its reads and fails its aborted
+   * commands. None of it depends on the Ready's own persist (a value is
+   * chosen only once a quorum holds it durably), so it runs while that
+   * persist is in flight.
+   */
+  private applyReady(node: SimNode, ready: Ready): void {
     for (const entry of ready.chosen) {
       this.noteChosen(node, entry.slot, entry.value);
       for (const applied of node.apply(entry)) {
@@ -306,8 +322,6 @@ export class Simulation {
       commands.delete(key);
       this.replyTo(node.id, waiter.client, waiter.attempt, errorReply(aborted.error));
     }
-    node.replica.advance(ready);
-    this.maybeSnapshot(node);
   }
 
   private maybeSnapshot(node: SimNode): void {
