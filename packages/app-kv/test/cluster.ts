@@ -5,12 +5,11 @@
  * started are ever signalled, by their PID.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { bundleScript, freePort } from "@synod/testkit/processes";
 import { KvClient, type KvClientOptions } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,39 +17,11 @@ let bundled: Promise<string> | undefined;
 
 /** Bundles `src/cli.ts` once per test run. */
 export function bundleCli(): Promise<string> {
-  bundled ??= (async () => {
-    const directory = join(here, ".build");
-    mkdirSync(directory, { recursive: true });
-    const outfile = join(directory, `synod-kv-${process.pid}.mjs`);
-    await build({
-      entryPoints: [join(here, "..", "src", "cli.ts")],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      conditions: ["@synod/source"],
-      external: ["@node-rs/crc32", "bufferutil", "utf-8-validate"],
-      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-      logLevel: "error",
-    });
-    return outfile;
-  })();
+  bundled ??= bundleScript(join(here, "..", "src", "cli.ts"), join(here, ".build", `synod-kv-${process.pid}.mjs`));
   return bundled;
 }
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Replica {
   readonly id: string;

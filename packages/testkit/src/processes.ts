@@ -1,0 +1,46 @@
+/**
+ * Helpers for tests and benchmarks that run Synod as real processes on
+ * loopback: bundle a TypeScript entry once so each process starts with plain
+ * `node` (tens of milliseconds, not a TypeScript loader's hundreds), and find
+ * free ports.
+ */
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname } from "node:path";
+import { build } from "esbuild";
+
+/**
+ * Bundles `entry` (TypeScript, workspace packages resolved to their sources)
+ * into one ESM file at `outfile` for Node 20. Native modules and the optional
+ * native helpers of `ws` stay external: `outfile` must sit where Node can
+ * resolve `@node-rs/crc32` (inside a package that depends on it).
+ */
+export async function bundleScript(entry: string, outfile: string): Promise<string> {
+  mkdirSync(dirname(outfile), { recursive: true });
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    conditions: ["@synod/source"],
+    external: ["@node-rs/crc32", "bufferutil", "utf-8-validate"],
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    logLevel: "error",
+  });
+  return outfile;
+}
+
+/** A free TCP port on loopback (the OS picks it; the short race until a process binds it is acceptable in tests). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
