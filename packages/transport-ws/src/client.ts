@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Command, CommandBody, MultiOpResult } from "@synod/core";
 import WebSocket from "ws";
+import { corkForThisTick } from "./cork.js";
 import { PROTOCOL_VERSION, type ClientRequestBody, type WireError, clientServerFrame } from "./protocol.js";
 import type { TlsClientOptions } from "./tls.js";
 
@@ -337,6 +338,7 @@ class Connection {
           reject(error);
         },
       });
+      corkForThisTick(this.socket);
       this.socket.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "request", id, body }));
     });
   }

@@ -1,6 +1,7 @@
 import type { Message, NodeId } from "@synod/core";
 import WebSocket from "ws";
 import { helloMac, newNonce, safeEqual, welcomeMac } from "./auth.js";
+import { corkForThisTick } from "./cork.js";
 import { closeReason } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { PROTOCOL_VERSION, challengeFrame, welcomeFrame } from "./protocol.js";
@@ -103,8 +104,10 @@ export class PeerLink {
   }
 
   private write(frame: string): void {
+    if (this.socket === undefined) return;
+    corkForThisTick(this.socket);
     // The callback fires once the frame left the buffer: keep flushing the queue then.
-    this.socket?.send(frame, (error) => {
+    this.socket.send(frame, (error) => {
       if (error === undefined || error === null) this.flush();
     });
     this.statistics.sent += 1;

@@ -5,6 +5,7 @@ import type { Message, NodeId } from "@synod/core";
 import { type WebSocket, WebSocketServer } from "ws";
 import { z } from "zod";
 import { helloMac, newNonce, safeEqual, welcomeMac } from "./auth.js";
+import { corkForThisTick } from "./cork.js";
 import { MAX_NESTING_DEPTH, closeReason, nestedDeeperThan } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { type ClientHandler, type ClientReply, PROTOCOL_VERSION, type StreamSink, clientRequestFrame, helloFrame, peerMessageFrame } from "./protocol.js";
@@ -262,6 +263,7 @@ export class SynodServer {
     const sink: StreamSink = {
       send: (data) => {
         if (closed || ws.readyState !== ws.OPEN) return;
+        corkForThisTick(ws);
         ws.send(JSON.stringify({ v: PROTOCOL_VERSION, t: "event", id, data }));
       },
       end,
@@ -300,6 +302,7 @@ export class SynodServer {
 function reply(ws: WebSocket, id: number, answer: ClientReply): void {
   if (ws.readyState !== ws.OPEN) return;
   const frame = answer.ok ? { v: PROTOCOL_VERSION, t: "response", id, ok: true, result: answer.result } : { v: PROTOCOL_VERSION, t: "response", id, ok: false, error: answer.error };
+  corkForThisTick(ws);
   ws.send(JSON.stringify(frame));
 }
 
