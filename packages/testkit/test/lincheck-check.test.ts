@@ -106,6 +106,20 @@ describe("cas register", () => {
     expect(verdictOf([cas(1, 2, false, 0, 1), read(null, 2, 3)])).toBe("linearizable");
   });
 
+  it("checks the value a failed cas reports it found, as a read at the same point", () => {
+    const failedSeeing = (current: RegisterValue, call: number, returned: number): RegisterOperation => ({
+      clientId: 2,
+      input: { kind: "cas", from: 1, to: 2 },
+      output: { kind: "cas", succeeded: false, current },
+      call,
+      return: returned,
+    });
+    expect(verdictOf([write(3, 0, 1), failedSeeing(3, 2, 3)])).toBe("linearizable");
+    expect(verdictOf([write(3, 0, 1), failedSeeing(4, 2, 3)])).toBe("not linearizable");
+    // Concurrent with a write of 4: either value may have been the one found.
+    expect(verdictOf([write(3, 0, 1), write(4, 2, 5), failedSeeing(4, 3, 4)])).toBe("linearizable");
+  });
+
   it("applies an unknown-outcome cas only when its compare holds", () => {
     expect(verdictOf([write(1, 0, 1), cas(1, 2, undefined, 2, NEVER), read(2, 4, 5)])).toBe("linearizable");
     expect(verdictOf([write(1, 0, 1), cas(1, 2, undefined, 2, NEVER), read(1, 4, 5)])).toBe("linearizable");

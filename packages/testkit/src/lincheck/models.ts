@@ -17,12 +17,14 @@ export type CasRegisterInput =
 /**
  * A completed operation's response. A cas that did not succeed (`succeeded:
  * false`) means the compare failed: the register held something other than
- * `from` at the linearization point.
+ * `from` at the linearization point. A store that reads the value in the same
+ * step as the compare (etcd's `else: [get]`) reports it as `current`, which
+ * is then checked as a read.
  */
 export type CasRegisterOutput =
   | { readonly kind: "read"; readonly value: RegisterValue }
   | { readonly kind: "write" }
-  | { readonly kind: "cas"; readonly succeeded: boolean };
+  | { readonly kind: "cas"; readonly succeeded: boolean; readonly current?: RegisterValue };
 
 /** Canonical, type-tagged encoding, so that the number 1 and the string "1" stay distinct. */
 function encodeRegisterValue(value: RegisterValue): string {
@@ -54,8 +56,9 @@ export const casRegisterModel: Model<RegisterValue, CasRegisterInput, CasRegiste
       case "cas": {
         const compareHolds = state === input.from;
         if (output === undefined) return { ok: true, state: compareHolds ? input.to : state };
-        const succeeded = (output as { succeeded: boolean }).succeeded;
-        return { ok: succeeded === compareHolds, state: compareHolds ? input.to : state };
+        const { succeeded, current } = output as { succeeded: boolean; current?: RegisterValue };
+        const sawState = succeeded || current === undefined || current === state;
+        return { ok: succeeded === compareHolds && sawState, state: compareHolds ? input.to : state };
       }
     }
   },
@@ -71,7 +74,7 @@ export const casRegisterModel: Model<RegisterValue, CasRegisterInput, CasRegiste
           : `cas(${renderRegisterValue(input.from)}, ${renderRegisterValue(input.to)})`;
     if (output === undefined) return `${call} -> ?`;
     if (output.kind === "read") return `${call} -> ${renderRegisterValue(output.value)}`;
-    if (output.kind === "cas") return `${call} -> ${output.succeeded ? "ok" : "failed"}`;
+    if (output.kind === "cas") return `${call} -> ${output.succeeded ? "ok" : output.current === undefined ? "failed" : `failed, current ${renderRegisterValue(output.current)}`}`;
     return call;
   },
 
