@@ -17,7 +17,7 @@ let bundled: Promise<string> | undefined;
 
 /** Bundles `src/cli.ts` once per test run. */
 export function bundleCli(): Promise<string> {
-  bundled ??= bundleScript(join(here, "..", "src", "cli.ts"), join(here, ".build", `synod-kv-${process.pid}.mjs`));
+  bundled ??= bundleScript(join(here, "..", "src", "cli.ts"), join(here, ".build", "synod-kv.mjs"));
   return bundled;
 }
 

@@ -122,7 +122,7 @@ const fixtures = new Map<string, Promise<string>>();
 export function bundleFixture(name: string): Promise<string> {
   let bundled = fixtures.get(name);
   if (bundled === undefined) {
-    bundled = bundleScript(join(here, "fixtures", `${name}.ts`), join(here, ".build", `${name}-${process.pid}.mjs`));
+    bundled = bundleScript(join(here, "fixtures", `${name}.ts`), join(here, ".build", `${name}.mjs`));
     fixtures.set(name, bundled);
   }
   return bundled;

@@ -4,7 +4,7 @@
  * `node` (tens of milliseconds, not a TypeScript loader's hundreds), and find
  * free ports.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, renameSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname } from "node:path";
 import { build } from "esbuild";
@@ -13,13 +13,15 @@ import { build } from "esbuild";
  * Bundles `entry` (TypeScript, workspace packages resolved to their sources)
  * into one ESM file at `outfile` for Node 20. Native modules and the optional
  * native helpers of `ws` stay external: `outfile` must sit where Node can
- * resolve `@node-rs/crc32` (inside a package that depends on it).
+ * resolve `@node-rs/crc32` (inside a package that depends on it). Written
+ * to a temporary name and renamed, so concurrent test workers bundling the
+ * same entry never see a half-written file.
  */
 export async function bundleScript(entry: string, outfile: string): Promise<string> {
   mkdirSync(dirname(outfile), { recursive: true });
   await build({
     entryPoints: [entry],
-    outfile,
+    outfile: `${outfile}.${process.pid}.tmp`,
     bundle: true,
     platform: "node",
     format: "esm",
@@ -29,6 +31,7 @@ export async function bundleScript(entry: string, outfile: string): Promise<stri
     banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
     logLevel: "error",
   });
+  renameSync(`${outfile}.${process.pid}.tmp`, outfile);
   return outfile;
 }
 
