@@ -138,6 +138,18 @@ describe("WatchHub", () => {
     expect(hub.size).toBe(0);
   });
 
+  it("ends every watcher with NO_LEADER and its own resume revision when the replica loses its leader", () => {
+    const { hub, put } = setup();
+    const early = new RecordingSink();
+    hub.watch(prefixRange(""), 0, early);
+    put("k", "1");
+    const late = new RecordingSink();
+    hub.watch(prefixRange(""), 0, late);
+    hub.close("NO_LEADER");
+    expect(early.ended).toEqual({ code: "NO_LEADER", resumeRevision: (early.batches.at(-1)?.revision ?? 0) + 1 });
+    expect(late.ended).toEqual({ code: "NO_LEADER", resumeRevision: (late.batches.at(-1)?.revision ?? 0) + 1 });
+  });
+
   it("a stopped watcher gets nothing more", () => {
     const { hub, put } = setup();
     const sink = new RecordingSink();

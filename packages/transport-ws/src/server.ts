@@ -26,6 +26,8 @@ export interface SynodServerOptions {
   readonly tls?: TlsServerOptions;
   /** Largest frame accepted; a larger one closes the connection (1009). */
   readonly maxPayloadBytes?: number;
+  /** Most streams (watches) one client connection may hold open (default 1 000). */
+  readonly maxStreamsPerConnection?: number;
   readonly handshakeTimeoutMs?: number;
   readonly logger: Logger;
   /** Where authenticated peer messages go. */
@@ -250,6 +252,10 @@ export class SynodServer {
     const handler = this.options.clients as ClientHandler;
     if (handler.watch === undefined) return reply(ws, id, { ok: false, error: { code: "UNSUPPORTED", message: "this server does not serve streams" } });
     if (streams.has(id)) return reply(ws, id, { ok: false, error: { code: "INVALID_INPUT", message: `stream ${id} is already open` } });
+    const limit = this.options.maxStreamsPerConnection ?? 1_000;
+    if (streams.size >= limit) {
+      return reply(ws, id, { ok: false, error: { code: "TOO_MANY_STREAMS", message: `this connection holds ${streams.size} streams, the most allowed; cancel some first`, details: { limit } } });
+    }
     let closed = false;
     let stop: (() => void) | undefined;
     const end = (final: ClientReply | undefined) => {

@@ -17,7 +17,7 @@ interface Served {
   readonly streams: { query: unknown; sink: StreamSink; stopped: boolean }[];
 }
 
-async function serve(handler: Partial<ClientHandler> = {}): Promise<Served> {
+async function serve(handler: Partial<ClientHandler> = {}, maxStreamsPerConnection?: number): Promise<Served> {
   const streams: Served["streams"] = [];
   const clients: ClientHandler = {
     handle: async (body) => (body.kind === "command" ? new Promise(() => undefined) : { ok: true, result: body.kind }),
@@ -30,7 +30,7 @@ async function serve(handler: Partial<ClientHandler> = {}): Promise<Served> {
     },
     ...handler,
   };
-  const server = new SynodServer({ self: "a", clusterId: "streams", host: "127.0.0.1", port: 0, peers: ["a"], secret: undefined, logger: silentLogger, onPeerMessage: () => undefined, clients });
+  const server = new SynodServer({ self: "a", clusterId: "streams", host: "127.0.0.1", port: 0, peers: ["a"], secret: undefined, logger: silentLogger, onPeerMessage: () => undefined, clients, ...(maxStreamsPerConnection === undefined ? {} : { maxStreamsPerConnection }) });
   const port = await server.listen();
   open.push(server);
   return { url: `ws://127.0.0.1:${port}`, server, streams };
@@ -119,6 +119,25 @@ describe("client streams", () => {
     await until(() => ends.length === 1, "the error");
     expect([ends[0]?.code, ends[0]?.details]).toEqual(["COMPACTED", { compactRevision: 9 }]);
     expect(served.server.statistics.openStreams).toBe(0);
+  });
+});
+
+describe("stream limits", () => {
+  it("refuses a stream over the per-connection limit with TOO_MANY_STREAMS, and admits one after a cancel", async () => {
+    const served = await serve({}, 2);
+    const synod = client(served.url);
+    const ends: ClientError[] = [];
+    const handlers = { onData: () => undefined, onEnd: (error: ClientError) => ends.push(error) };
+    const first = await synod.stream({ n: 1 }, handlers);
+    await synod.stream({ n: 2 }, handlers);
+    await synod.stream({ n: 3 }, handlers);
+    await until(() => ends.length === 1, "the refusal");
+    expect([ends[0]?.code, ends[0]?.details]).toEqual(["TOO_MANY_STREAMS", { limit: 2 }]);
+    first.cancel();
+    await until(() => served.server.statistics.openStreams === 1, "the cancel");
+    await synod.stream({ n: 4 }, handlers);
+    await until(() => served.streams.length === 3, "the fourth stream to open");
+    expect(ends).toHaveLength(1);
   });
 });
 

@@ -18,7 +18,7 @@ export interface WatchOptions {
 }
 
 /** Ends that mean "resume from where we were", after a pause, possibly on another replica. */
-const RESUMABLE = new Set(["DISCONNECTED", "WATCH_SLOW", "STOPPED", "CLOSED_BY_SERVER", "ENDED"]);
+const RESUMABLE = new Set(["DISCONNECTED", "WATCH_SLOW", "STOPPED", "NO_LEADER", "ENDED"]);
 
 /**
  * A watch as an async iterator of batches, each holding every event of one
@@ -150,9 +150,10 @@ export class KvWatch implements AsyncIterableIterator<WatchBatch> {
     this.stream = undefined;
     if (this.done) return;
     if (error.code === "COMPACTED") return this.fail(new CompactedError(Number(error.details.compactRevision ?? 0)));
-    if (!RESUMABLE.has(error.code)) return this.fail(new KvOperationError({ code: "INVALID_REQUEST", message: error.message, reason: error.code }));
-    // A replica that dropped us or is stopping: resume on another.
-    if ((error.code === "DISCONNECTED" || error.code === "STOPPED") && this.url !== undefined) this.client.avoid(this.url);
+    if (error.code === "INVALID_REQUEST") return this.fail(new KvOperationError({ code: "INVALID_REQUEST", message: error.message, reason: String(error.details.reason ?? error.message) }));
+    if (!RESUMABLE.has(error.code)) return this.fail(error);
+    // A replica that dropped us, is stopping or is cut off: resume on another.
+    if (error.code !== "WATCH_SLOW" && this.url !== undefined) this.client.avoid(this.url);
     if (error.code === "WATCH_SLOW" && typeof error.details.resumeRevision === "number") this.resume = Math.max(this.resume, error.details.resumeRevision);
     const delay = this.retryDelayMs;
     this.retryDelayMs = Math.min(this.retryDelayMs * 2, 1_000);

@@ -109,7 +109,9 @@ export function kvClientHandler(node: KvNode, machine: KvMachine, hub: WatchHub,
               ? `history before revision ${reason.compactRevision} was compacted; read the current state and watch from revision ${reason.compactRevision} or later`
               : reason.code === "WATCH_SLOW"
                 ? `the watcher fell behind (its connection's buffer filled); resume from revision ${reason.resumeRevision}`
-                : `the replica is stopping; resume from revision ${reason.resumeRevision}`;
+                : reason.code === "NO_LEADER"
+                  ? `this replica has no leader, so its changes may be stale; resume on another replica from revision ${reason.resumeRevision}`
+                  : `the replica is stopping; resume from revision ${reason.resumeRevision}`;
           const { code, ...details } = reason;
           sink.end({ ok: false, error: { code, message, details } });
         },

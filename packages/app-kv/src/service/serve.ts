@@ -31,6 +31,8 @@ export const kvOptionsSchema = z
     watchBufferBytes: positive.default(8 * 1024 * 1024),
     /** How long a serializable read with `minRevision` waits for a lagging replica (default 1 000 ms). */
     lagWaitMs: positive.default(1_000),
+    /** Watches on a replica without a leader for this long are ended with `NO_LEADER`, so clients resume on a replica that has one (default 3 000 ms). */
+    noLeaderWatchMs: positive.default(3_000),
   })
   .default({
     quotaBytes: DEFAULT_QUOTA_BYTES,
@@ -39,6 +41,7 @@ export const kvOptionsSchema = z
     retainRevisions: 100_000,
     watchBufferBytes: 8 * 1024 * 1024,
     lagWaitMs: 1_000,
+    noLeaderWatchMs: 3_000,
   });
 
 export type KvOptions = z.infer<typeof kvOptionsSchema>;
@@ -71,6 +74,20 @@ export async function startKvServer(input: unknown, options: { logger?: Logger }
     },
   });
   const housekeeper = new Housekeeper(running.node as KvNode, machine, running.logger, { retainRevisions: kv.retainRevisions });
+  // A replica cut off from the leader stops learning changes: its watchers would wait forever on a stale feed.
+  let leaderless: ReturnType<typeof setTimeout> | undefined;
+  const onLeader = (leader: string | undefined) => {
+    clearTimeout(leaderless);
+    leaderless = undefined;
+    if (leader !== undefined) return;
+    leaderless = setTimeout(() => {
+      if (watches.size > 0) running.logger.warn("no leader: ending watches so that clients resume elsewhere", { watches: watches.size });
+      watches.close("NO_LEADER");
+    }, kv.noLeaderWatchMs);
+    leaderless.unref?.();
+  };
+  running.node.on("leader", onLeader);
+  if (running.node.status().leader === undefined) onLeader(undefined);
   return {
     ...running,
     machine,
@@ -78,6 +95,7 @@ export async function startKvServer(input: unknown, options: { logger?: Logger }
     kv,
     stop: async () => {
       housekeeper.stop();
+      clearTimeout(leaderless);
       watches.close();
       await running.stop();
     },

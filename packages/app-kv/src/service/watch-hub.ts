@@ -20,7 +20,9 @@ export type WatchEnd =
   /** The watcher fell too far behind (its connection's buffer filled): resume from `resumeRevision`. */
   | { readonly code: "WATCH_SLOW"; readonly resumeRevision: number }
   /** The server is stopping: resume elsewhere from `resumeRevision`. */
-  | { readonly code: "STOPPED"; readonly resumeRevision: number };
+  | { readonly code: "STOPPED"; readonly resumeRevision: number }
+  /** This replica has been without a leader (cut off?), so its feed may be stale: resume elsewhere from `resumeRevision`. */
+  | { readonly code: "NO_LEADER"; readonly resumeRevision: number };
 
 export interface WatchSink {
   send(batch: WatchBatch): void;
@@ -126,9 +128,9 @@ export class WatchHub {
     }
   }
 
-  /** Ends every watcher (the server is stopping). */
-  close(): void {
-    for (const watcher of [...this.watchers]) this.finish(watcher, { code: "STOPPED", resumeRevision: watcher.next });
+  /** Ends every watcher, each with the revision to resume from: the server is stopping, or has lost its leader. */
+  close(code: "STOPPED" | "NO_LEADER" = "STOPPED"): void {
+    for (const watcher of [...this.watchers]) this.finish(watcher, { code, resumeRevision: watcher.next });
   }
 
   /** Sends a lagging watcher history, a bounded step at a time, until it reaches the applied revision. */
