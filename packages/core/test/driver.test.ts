@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  type PersistBatch,
   type ApplyContext,
   type Command,
   EpochChangedError,
@@ -443,6 +444,29 @@ async function soloNode(storage: MemoryStorage, machine: ListMachine, extra: Par
   await waitFor(() => node.status().role === "leader", "the single node to lead");
   return node;
 }
+
+describe("SynodNode: chosen marks", () => {
+  it("a chosen mark rides with the next persist instead of a commit of its own, and an idle node writes it at the next tick", async () => {
+    const storage = new MemoryStorage();
+    const batches: PersistBatch[] = [];
+    const persist = storage.persist.bind(storage);
+    storage.persist = (batch) => {
+      batches.push(batch);
+      return persist(batch);
+    };
+    const node = await soloNode(storage, new ListMachine());
+    await node.propose(1);
+    await node.propose(2);
+    // No batch holds marks alone while proposals keep coming: they ride with records.
+    const marksOnly = batches.filter((batch) => batch.records.length === 0 && batch.chosen.length > 0 && batch.promised === undefined);
+    const ridden = batches.filter((batch) => batch.records.length > 0 && batch.chosen.length > 0);
+    expect(ridden.length).toBeGreaterThan(0);
+    expect(marksOnly.length).toBeLessThanOrEqual(1);
+    // Idle: the last slot's mark reaches storage within a few ticks.
+    const last = node.status().appliedThrough;
+    await expect.poll(async () => (await storage.load()).records.find((record) => record.slot === last)?.chosen, { timeout: 3_000, interval: 5 }).toBe(true);
+  });
+});
 
 describe("SynodNode: regressions", () => {
   // Regression (driver/node.ts, proposeOwn/openOwnSession): the node opens its own session once

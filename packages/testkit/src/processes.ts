@@ -5,7 +5,7 @@
  * free ports.
  */
 import { mkdirSync, renameSync } from "node:fs";
-import { createServer } from "node:net";
+import { type Server, createServer } from "node:net";
 import { dirname } from "node:path";
 import { build } from "esbuild";
 
@@ -35,15 +35,35 @@ export async function bundleScript(entry: string, outfile: string): Promise<stri
   return outfile;
 }
 
-/** A free TCP port on loopback (the OS picks it; the short race until a process binds it is acceptable in tests). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * `count` distinct free TCP ports on loopback. All listeners are open at
+ * once, so the OS cannot hand out the same port twice; the short race until a
+ * process binds a port is acceptable in tests and benchmarks.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const server = createServer();
+      servers.push(server);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => {
+            const address = server.address();
+            resolve(typeof address === "object" && address !== null ? address.port : 0);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+}
+
+/** One free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0] as number;
 }

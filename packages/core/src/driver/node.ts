@@ -5,7 +5,7 @@ import { EpochChangedError, InvalidInputError, NotLeaderError, StoppedError, Syn
 import { type MultiOpResult, type Outcome, type Snapshot, type StateMachine, StateMachineHost } from "../host.js";
 import type { Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
-import { Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
+import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
 import { type Storage, isEmptyBatch } from "../storage.js";
 import type { Transport } from "../transport.js";
 import type { Command, CommandBody } from "../values.js";
@@ -75,6 +75,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     applied: new Set(),
   };
   private timer: unknown;
+  /**
+   * Chosen marks not yet handed to storage: they ride along with the next
+   * persist (or go at the next tick), instead of costing a commit each.
+   */
+  private deferredMarks: number[] = [];
   private draining = false;
   private drainScheduled = false;
   private stopped = false;
@@ -121,7 +126,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       },
     );
     this.config.transport.onMessage((message) => this.onMessage(message));
-    this.timer = setInterval(() => this.input((replica) => replica.tick()), this.config.tickMs ?? 50);
+    this.timer = setInterval(() => {
+      this.input((replica) => replica.tick());
+      this.flushDeferredMarks();
+    }, this.config.tickMs ?? 50);
     this.scheduleDrain();
   }
 
@@ -134,6 +142,12 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     await this.config.transport.close();
     while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
     await this.snapshotting;
+    if (this.deferredMarks.length > 0 && this.fatalError === undefined) {
+      // Best effort: a clean restart then knows these slots chosen without asking.
+      const chosen = this.deferredMarks;
+      this.deferredMarks = [];
+      await this.config.storage.persist({ promised: undefined, records: [], chosen, truncateBefore: undefined }).catch(() => undefined);
+    }
     await this.config.storage.close();
   }
 
@@ -318,7 +332,15 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private async handleReady(replica: Replica, ready: Ready): Promise<void> {
     const transport = this.config.transport;
     for (const message of ready.messages) transport.send(message);
-    const persisting = isEmptyBatch(ready.persist) ? undefined : this.config.storage.persist(ready.persist);
+    // Chosen marks vouch for nothing another replica relies on (lost in a
+    // crash, they are learned again), so a Ready with nothing else to persist
+    // leaves them for the next persist instead of paying a commit of its own.
+    let persisting: Promise<void> | undefined;
+    if (onlyChosenMarks(ready)) {
+      this.deferredMarks.push(...ready.persist.chosen);
+    } else if (!isEmptyBatch(ready.persist)) {
+      persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist));
+    }
     // Applying overlaps the disk write: what is chosen is durable on a quorum
     // already, and never waits for this Ready's own persist.
     try {
@@ -327,18 +349,26 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       await persisting?.catch(() => undefined);
       throw error;
     }
-    if (persisting !== undefined && onlyChosenMarks(ready)) {
-      // Chosen marks vouch for nothing another replica relies on (lost, they
-      // are learned again), so the next Ready need not wait for them: the
-      // storage writes them in order, with the next group commit.
-      persisting.catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
-    } else {
-      await persisting;
-    }
+    await persisting;
     if (this.stopped) return;
     for (const message of ready.messagesAfterPersist) transport.send(message);
     replica.advance(ready);
     this.maybeSnapshot();
+  }
+
+  private withDeferredMarks(batch: PersistBatch): PersistBatch {
+    if (this.deferredMarks.length === 0) return batch;
+    const chosen = [...this.deferredMarks, ...batch.chosen];
+    this.deferredMarks = [];
+    return { ...batch, chosen };
+  }
+
+  /** Writes chosen marks that found no persist to ride with (an idle moment). */
+  private flushDeferredMarks(): void {
+    if (this.deferredMarks.length === 0 || this.draining || this.stopped || this.fatalError !== undefined) return;
+    const chosen = this.deferredMarks;
+    this.deferredMarks = [];
+    this.config.storage.persist({ promised: undefined, records: [], chosen, truncateBefore: undefined }).catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
   }
 
   /** Applies a Ready's chosen slots and answers their waiters, serves its reads, fails its aborted commands. */
@@ -426,6 +456,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 function onlyChosenMarks(ready: Ready): boolean {
   const batch = ready.persist;
   return (
+    batch.chosen.length > 0 &&
     batch.records.length === 0 &&
     batch.promised === undefined &&
     batch.truncateBefore === undefined &&
