@@ -1,0 +1,5 @@
+export { GRANTS_PER_SLOT, LockMachine, type LockMachineOptions } from "./lock-machine.js";
+export * from "./ops.js";
+export { LockOperationError, lockErrors, type LockError, type LockErrorCode } from "./errors.js";
+export { MAX_LOCK_DELAY_MS, MAX_NAME_LENGTH, MAX_PERMITS, lockOpSchema, lockQuerySchema, parseLockOp, parseLockQuery } from "./schema.js";
+export { LockSnapshotInvalidError, decodeLockSnapshot, encodeLockSnapshot } from "./snapshot.js";
