@@ -1,4 +1,4 @@
-import { invariant } from "@synod/core";
+import { DeadlineHeap, invariant } from "@synod/core";
 import { type Hash64, ZERO_HASH, addHash, hashFields, subtractHash } from "./hash.js";
 import type { Journal } from "./journal.js";
 import type { LeaseInfo } from "./ops.js";
@@ -17,16 +17,10 @@ interface Lease {
   readonly keys: Set<string>;
 }
 
-/** A heap entry; stale when the lease is gone or was kept alive since (its `expiresAt` moved). */
-interface Due {
-  readonly expiresAt: number;
-  readonly id: number;
-}
-
 export class LeaseTable {
   private readonly leases = new Map<number, Lease>();
   /** Min-heap on (expiresAt, id): the order leases expire in, the same on every replica. */
-  private heap: Due[] = [];
+  private readonly heap = new DeadlineHeap<number>();
   private sum: Hash64 = ZERO_HASH;
 
   constructor(private readonly journal: Journal) {}
@@ -104,30 +98,18 @@ export class LeaseTable {
    * Only between commands: popping is not journaled.
    */
   takeDue(now: number): number | undefined {
-    for (;;) {
-      const top = this.heap[0];
-      if (top === undefined || top.expiresAt > now) return undefined;
-      popHeap(this.heap);
-      const lease = this.leases.get(top.id);
-      if (lease !== undefined && lease.expiresAt === top.expiresAt) return top.id;
-    }
+    return this.heap.popDue(now, (id, at) => this.leases.get(id)?.expiresAt === at);
   }
 
-  /** The earliest expiry of any lease (log time), undefined with no leases. Skips stale heap entries without removing them. */
+  /** The earliest expiry of any lease (log time), undefined with no leases. */
   nextExpiry(): number | undefined {
-    let earliest: number | undefined;
-    // The heap's top is usually current; a stale top means a kept-alive lease, so fall back to a scan.
-    const top = this.heap[0];
-    if (top !== undefined && this.leases.get(top.id)?.expiresAt === top.expiresAt) return top.expiresAt;
-    for (const lease of this.leases.values()) if (earliest === undefined || lease.expiresAt < earliest) earliest = lease.expiresAt;
-    return earliest;
+    return this.heap.peek((id, at) => this.leases.get(id)?.expiresAt === at);
   }
 
   /** Rebuilds the heap without its stale entries once they dominate it. Only between commands. */
   compactHeap(): void {
-    if (this.heap.length <= 2 * this.leases.size + 64) return;
-    this.heap = [];
-    for (const lease of this.leases.values()) pushHeap(this.heap, { expiresAt: lease.expiresAt, id: lease.id });
+    if (this.heap.size <= 2 * this.leases.size + 64) return;
+    this.heap.rebuild([...this.leases.values()].map((lease) => ({ at: lease.expiresAt, id: lease.id })));
   }
 
   /**
@@ -141,7 +123,7 @@ export class LeaseTable {
     for (const lease of this.leases.values()) {
       for (const key of lease.keys) invariant(leasedKeys.get(key) === lease.id, () => `lease ${lease.id} holds ${key}, which is not on it`);
       attached += lease.keys.size;
-      invariant(this.heap.some((due) => due.id === lease.id && due.expiresAt === lease.expiresAt), () => `lease ${lease.id} missing from the expiry heap`);
+      invariant(this.heap.contains(lease.expiresAt, lease.id), () => `lease ${lease.id} missing from the expiry heap`);
       sum = addHash(sum, leaseHash(lease));
     }
     invariant(attached === leasedKeys.size, () => `${leasedKeys.size} leased keys, ${attached} attached`);
@@ -151,7 +133,7 @@ export class LeaseTable {
   /** Replaces every lease (from a validated snapshot); `keys` attaches the live keys. */
   load(leases: readonly LeaseInfo[], keys: readonly (readonly [key: string, lease: number])[]): void {
     this.leases.clear();
-    this.heap = [];
+    this.heap.rebuild([]);
     this.sum = ZERO_HASH;
     for (const info of leases) this.insert({ id: info.id, ttlMs: info.ttlMs, expiresAt: info.expiresAt, keys: new Set() });
     for (const [key, id] of keys) this.leases.get(id)?.keys.add(key);
@@ -160,7 +142,7 @@ export class LeaseTable {
   private insert(lease: Lease): void {
     this.leases.set(lease.id, lease);
     this.sum = addHash(this.sum, leaseHash(lease));
-    pushHeap(this.heap, { expiresAt: lease.expiresAt, id: lease.id });
+    this.heap.push(lease.expiresAt, lease.id);
   }
 
   private erase(lease: Lease): void {
@@ -172,7 +154,7 @@ export class LeaseTable {
     this.sum = subtractHash(this.sum, leaseHash(lease));
     lease.expiresAt = expiresAt;
     this.sum = addHash(this.sum, leaseHash(lease));
-    pushHeap(this.heap, { expiresAt, id: lease.id });
+    this.heap.push(expiresAt, lease.id);
   }
 }
 
@@ -182,36 +164,4 @@ function leaseHash(lease: Lease): Hash64 {
 
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function before(a: Due, b: Due): boolean {
-  return a.expiresAt < b.expiresAt || (a.expiresAt === b.expiresAt && a.id < b.id);
-}
-
-function pushHeap(heap: Due[], entry: Due): void {
-  heap.push(entry);
-  let index = heap.length - 1;
-  while (index > 0) {
-    const parent = (index - 1) >>> 1;
-    if (!before(heap[index] as Due, heap[parent] as Due)) break;
-    [heap[index], heap[parent]] = [heap[parent] as Due, heap[index] as Due];
-    index = parent;
-  }
-}
-
-function popHeap(heap: Due[]): void {
-  const last = heap.pop();
-  if (last === undefined || heap.length === 0) return;
-  heap[0] = last;
-  let index = 0;
-  for (;;) {
-    const left = 2 * index + 1;
-    const right = left + 1;
-    let smallest = index;
-    if (left < heap.length && before(heap[left] as Due, heap[smallest] as Due)) smallest = left;
-    if (right < heap.length && before(heap[right] as Due, heap[smallest] as Due)) smallest = right;
-    if (smallest === index) return;
-    [heap[index], heap[smallest]] = [heap[smallest] as Due, heap[index] as Due];
-    index = smallest;
-  }
 }

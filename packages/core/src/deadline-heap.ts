@@ -45,6 +45,11 @@ export class DeadlineHeap<Id extends string | number> {
     }
   }
 
+  /** Whether an entry for `id` at `at` is in the heap (O(n): for invariant checks). */
+  contains(at: number, id: Id): boolean {
+    return this.heap.some((entry) => entry.at === at && entry.id === id);
+  }
+
   /** Replaces the heap with the current deadlines only. */
   rebuild(entries: Iterable<{ readonly at: number; readonly id: Id }>): void {
     this.heap = [];
