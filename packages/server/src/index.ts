@@ -1,2 +1,3 @@
 export { ConfigError, isLoopback, parseServerConfig, serverConfigSchema, type ServerConfig, type ServerConfigInput } from "./config.js";
+export { LogTimeEstimator } from "./log-time.js";
 export { startServer, stopOnSignals, type RunningServer } from "./runtime.js";

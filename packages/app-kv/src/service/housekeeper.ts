@@ -1,3 +1,4 @@
+import { LogTimeEstimator } from "@synod/server";
 import type { KvMachine } from "../kv-machine.js";
 import type { KvOp } from "../ops.js";
 import type { KvNode } from "./handler.js";
@@ -40,8 +41,7 @@ export class Housekeeper {
   private readonly intervalMs: number;
   private readonly retainRevisions: number;
   private readonly compactEveryMs: number;
-  private logTimeSeen = -1;
-  private seenAt = 0;
+  private readonly clock: LogTimeEstimator;
   private inFlight = false;
   private lastCompactAt = 0;
 
@@ -54,6 +54,7 @@ export class Housekeeper {
     this.intervalMs = options.intervalMs ?? 100;
     this.retainRevisions = options.retainRevisions ?? 100_000;
     this.compactEveryMs = options.compactEveryMs ?? 5_000;
+    this.clock = new LogTimeEstimator(() => node.logTime);
     this.timer = setInterval(() => this.run(), this.intervalMs);
     this.timer.unref?.();
   }
@@ -62,19 +63,9 @@ export class Housekeeper {
     clearInterval(this.timer);
   }
 
-  /** The leader's estimate of log time now. Never ahead of its log clock (which is at least the last batch's time plus the time since). */
-  private estimatedLogTime(now: number): number {
-    const logTime = this.node.logTime;
-    if (logTime !== this.logTimeSeen) {
-      this.logTimeSeen = logTime;
-      this.seenAt = now;
-    }
-    return logTime + (now - this.seenAt);
-  }
-
   private run(): void {
     const now = performance.now();
-    const logTime = this.estimatedLogTime(now);
+    const logTime = this.clock.estimate();
     if (this.inFlight || this.node.status().role !== "leader") return;
     const due = this.machine.nextLeaseExpiry;
     if (due !== undefined && due <= logTime) return this.propose({ type: "expire-leases" });
