@@ -6,6 +6,8 @@
 export type LockError =
   | { readonly code: "SESSION_NOT_FOUND"; readonly message: string; readonly session: string }
   | { readonly code: "SESSION_EXISTS"; readonly message: string; readonly session: string }
+  /** The request named a session with the wrong secret. */
+  | { readonly code: "SESSION_AUTH_FAILED"; readonly message: string; readonly session: string }
   | { readonly code: "TTL_TOO_SHORT"; readonly message: string; readonly ttlMs: number; readonly minimumMs: number }
   /** The lock exists with another kind (mutex vs semaphore, or another permit count). */
   | { readonly code: "LOCK_KIND_MISMATCH"; readonly message: string; readonly lock: string; readonly limit: number | null }
@@ -22,6 +24,9 @@ export const lockErrors = {
   },
   sessionExists(session: string): LockError {
     return { code: "SESSION_EXISTS", message: `session ${session} already exists; choose another id`, session };
+  },
+  sessionAuthFailed(session: string): LockError {
+    return { code: "SESSION_AUTH_FAILED", message: `wrong secret for session ${session}; only the client that opened a session may act in its name`, session };
   },
   ttlTooShort(ttlMs: number, minimumMs: number): LockError {
     return {

@@ -116,15 +116,15 @@ export class LockMachine implements StateMachine<LockOp, never, LockResult, Lock
       case "renew-sessions":
         return this.renew(op.ids);
       case "close-session":
-        return this.closeSession(op.id);
+        return this.owned(op.id, op.secretHash) ?? this.closeSession(op.id);
       case "tick":
         return { type: "tick" };
       case "acquire":
-        return this.acquire(op, context.slot);
+        return this.owned(op.session, op.secretHash) ?? this.acquire(op, context.slot);
       case "release":
-        return this.release(op.session, op.lock, context.slot);
+        return this.owned(op.session, op.secretHash) ?? this.release(op.session, op.lock, context.slot);
       case "cancel":
-        return this.cancel(op.session, op.lock, context.slot);
+        return this.owned(op.session, op.secretHash) ?? this.cancel(op.session, op.lock, context.slot);
       case "force-release":
         return this.forceRelease(op.lock, op.session, op.reason, context.slot);
     }
@@ -310,6 +310,12 @@ export class LockMachine implements StateMachine<LockOp, never, LockResult, Lock
     if (this.expiries.size > 2 * this.sessions.size + 64) {
       this.expiries.rebuild([...this.sessions.values()].map((session) => ({ at: session.deadline, id: session.id })));
     }
+  }
+
+  /** Refuses a request made in a session's name with the wrong secret (an unknown session is the operation's own business). */
+  private owned(id: string, secretHash: string): ErrorResult | undefined {
+    const session = this.sessions.get(id);
+    return session !== undefined && session.secretHash !== secretHash ? failed(lockErrors.sessionAuthFailed(id)) : undefined;
   }
 
   private openSession(id: string, ttlMs: number, secretHash: string): LockResult {

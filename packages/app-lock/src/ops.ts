@@ -39,6 +39,8 @@ export interface RenewSessionsOp {
 export interface CloseSessionOp {
   readonly type: "close-session";
   readonly id: string;
+  /** Must match the session's: only its owner acts in its name. */
+  readonly secretHash: string;
 }
 
 /** Lets log time act on an idle log: due sessions expire, lock-delays end, waiters are granted. */
@@ -58,6 +60,8 @@ export type LockMode = "exclusive" | "shared";
 export interface AcquireOp {
   readonly type: "acquire";
   readonly session: string;
+  /** Must match the session's: only its owner acts in its name. */
+  readonly secretHash: string;
   readonly lock: string;
   readonly mode: LockMode;
   /** Create (or expect) a semaphore with this many permits. Absent: a mutex. */
@@ -77,6 +81,8 @@ export interface AcquireOp {
 export interface ReleaseOp {
   readonly type: "release";
   readonly session: string;
+  /** Must match the session's: only its owner acts in its name. */
+  readonly secretHash: string;
   readonly lock: string;
 }
 
@@ -84,6 +90,8 @@ export interface ReleaseOp {
 export interface CancelOp {
   readonly type: "cancel";
   readonly session: string;
+  /** Must match the session's: only its owner acts in its name. */
+  readonly secretHash: string;
   readonly lock: string;
 }
 

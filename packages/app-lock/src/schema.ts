@@ -12,23 +12,25 @@ const MAX = Number.MAX_SAFE_INTEGER;
 const name = z.string().min(1).max(MAX_NAME_LENGTH);
 const sessionId = z.string().min(1).max(256);
 const mode = z.enum(["exclusive", "shared"]);
+const secretHash = z.string().max(256);
 
 export const lockOpSchema = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("open-session"), id: sessionId, ttlMs: z.number().int().positive().max(MAX), secretHash: z.string().max(256) }),
+  z.strictObject({ type: z.literal("open-session"), id: sessionId, ttlMs: z.number().int().positive().max(MAX), secretHash }),
   z.strictObject({ type: z.literal("renew-sessions"), ids: z.array(sessionId).max(1_000_000) }),
-  z.strictObject({ type: z.literal("close-session"), id: sessionId }),
+  z.strictObject({ type: z.literal("close-session"), id: sessionId, secretHash }),
   z.strictObject({ type: z.literal("tick") }),
   z.strictObject({
     type: z.literal("acquire"),
     session: sessionId,
+    secretHash,
     lock: name,
     mode,
     limit: z.number().int().min(1).max(MAX_PERMITS).optional(),
     wait: z.boolean(),
     lockDelayMs: z.number().int().nonnegative().max(MAX_LOCK_DELAY_MS).optional(),
   }),
-  z.strictObject({ type: z.literal("release"), session: sessionId, lock: name }),
-  z.strictObject({ type: z.literal("cancel"), session: sessionId, lock: name }),
+  z.strictObject({ type: z.literal("release"), session: sessionId, secretHash, lock: name }),
+  z.strictObject({ type: z.literal("cancel"), session: sessionId, secretHash, lock: name }),
   z.strictObject({ type: z.literal("force-release"), lock: name, session: sessionId.optional(), reason: z.string().max(1024) }),
 ]);
 

@@ -2,6 +2,17 @@ import { SeededRandom } from "@synod/core";
 import { describe, expect, it } from "vitest";
 import { GRANTS_PER_SLOT, type LockEvent, LockMachine, type LockOp, type LockQueryResult, type LockResult } from "../src/index.js";
 
+type Loose<T> = T extends { secretHash: string } ? Omit<T, "secretHash"> & { secretHash?: string } : T;
+/** An operation as tests write it: a session's own secret is filled in unless given. */
+type TestOp = Loose<LockOp>;
+
+function withSecret(op: TestOp): LockOp {
+  if (op === null || typeof op !== "object") return op as LockOp;
+  if (op.type === "acquire" || op.type === "release" || op.type === "cancel") return { ...op, secretHash: op.secretHash ?? `hash-${op.session}` } as LockOp;
+  if (op.type === "close-session") return { ...op, secretHash: op.secretHash ?? `hash-${op.id}` };
+  return op as LockOp;
+}
+
 /** Drives a machine one command per slot, at a log time the test controls. */
 class Log {
   readonly machine: LockMachine;
@@ -14,15 +25,15 @@ class Log {
   }
 
   /** Applies `op` in the next slot. */
-  apply(op: LockOp): LockResult {
+  apply(op: TestOp): LockResult {
     this.slot += 1;
     return this.applyInSlot(op);
   }
 
   /** Applies `op` as another command of the current slot (a batch). */
-  applyInSlot(op: LockOp): LockResult {
+  applyInSlot(op: TestOp): LockResult {
     this.seq += 1;
-    const result = this.machine.apply(op, { slot: this.slot, time: this.time, session: "client", seq: this.seq });
+    const result = this.machine.apply(withSecret(op), { slot: this.slot, time: this.time, session: "client", seq: this.seq });
     this.machine.checkInvariants();
     return result;
   }
@@ -122,6 +133,22 @@ describe("exclusive locks", () => {
       { type: "granted", lock: "L1", token: log.slot * GRANTS_PER_SLOT },
       { type: "granted", lock: "L2", token: log.slot * GRANTS_PER_SLOT + 1 },
     ]);
+  });
+
+  it("refuses a request in a session's name with the wrong secret", () => {
+    const log = new Log();
+    log.open("a");
+    log.open("b");
+    log.acquire("a", "L");
+    for (const op of [
+      { type: "release", session: "a", lock: "L", secretHash: "hash-b" },
+      { type: "acquire", session: "a", lock: "M", mode: "exclusive", wait: false, secretHash: "guess" },
+      { type: "close-session", id: "a", secretHash: "" },
+    ] as TestOp[]) {
+      expect(log.apply(op)).toMatchObject({ type: "error", error: { code: "SESSION_AUTH_FAILED", session: "a" } });
+    }
+    expect(log.holders("L")).toEqual(["a"]);
+    expect(log.machine.session("a")).toBeDefined();
   });
 
   it("refuses a second acquire by the holder or a waiter, and a mismatched kind", () => {
@@ -299,7 +326,7 @@ describe("snapshots and bad input", () => {
     expect(copy.digest()).toBe(log.machine.digest());
     log.time += 5_000;
     const context = { slot: log.slot + 1, time: log.time, session: "x", seq: 1 };
-    const op: LockOp = { type: "acquire", session: "c", lock: "L", mode: "exclusive", wait: true };
+    const op: LockOp = { type: "acquire", session: "c", secretHash: "hash-c", lock: "L", mode: "exclusive", wait: true };
     expect(copy.apply(op, context)).toEqual(log.machine.apply(op, context));
     expect(copy.digest()).toBe(log.machine.digest());
   });
