@@ -4,26 +4,28 @@ import type { LockEvent } from "./ops.js";
 /** The lock service's state as a snapshot holds it (JSON, validated on restore). */
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const mode = z.enum(["exclusive", "shared"]);
+/** Log time: the leader's clock, in milliseconds, not necessarily whole. */
+const time = z.number().finite().nonnegative();
 
 const stateSchema = z.strictObject({
   format: z.literal("synod-lock/1"),
-  now: count,
+  now: time,
   nextEventIndex: count,
   grantSlot: z.number().int().min(-1),
   grantsInSlot: count,
-  sessions: z.array(z.strictObject({ id: z.string().min(1), ttlMs: count, secretHash: z.string(), deadline: count })),
+  sessions: z.array(z.strictObject({ id: z.string().min(1), ttlMs: count, secretHash: z.string(), deadline: time })),
   locks: z.array(
     z.strictObject({
       name: z.string().min(1),
       limit: z.number().int().positive().nullable(),
-      holders: z.array(z.strictObject({ session: z.string(), mode, token: count, since: count })),
-      waiters: z.array(z.strictObject({ session: z.string(), mode, since: count })),
+      holders: z.array(z.strictObject({ session: z.string(), mode, token: count, since: time })),
+      waiters: z.array(z.strictObject({ session: z.string(), mode, since: time })),
       lockDelayMs: count,
-      delayedUntil: count,
+      delayedUntil: time,
       highestToken: count,
     }),
   ),
-  events: z.array(z.looseObject({ index: count, time: count, type: z.string() })),
+  events: z.array(z.looseObject({ index: count, time, type: z.string() })),
 });
 
 type Parsed = z.infer<typeof stateSchema>;

@@ -17,7 +17,8 @@ function withSecret(op: TestOp): LockOp {
 class Log {
   readonly machine: LockMachine;
   slot = 0;
-  time = 10_000;
+  /** Log time is the leader's clock: fractional milliseconds. */
+  time = 10_000.25;
   private seq = 0;
 
   constructor(options: ConstructorParameters<typeof LockMachine>[0] = {}) {

@@ -1,0 +1,336 @@
+import { randomBytes } from "node:crypto";
+import { ClientError, SynodClient, type SynodClientOptions } from "@synod/transport-ws";
+import { type LockError, type LockErrorCode, LockOperationError } from "../errors.js";
+import type { LockInfo, LockMode, LockQueryResult, LockResult, SessionInfo } from "../ops.js";
+import type { AwaitGrantResult } from "../service/handler.js";
+
+export interface LockClientOptions extends SynodClientOptions {
+  /**
+   * How much faster than ours a server's clock may run (default 0.01, 1 %).
+   * The local deadline is shortened by it, so the client gives a lock up
+   * before any server can give it to someone else.
+   */
+  readonly clockDrift?: number;
+}
+
+export interface SessionOptions {
+  /** Session TTL (default 10 s; at least the cluster's minimum, 1.5× its election timeout). */
+  readonly ttlMs?: number;
+}
+
+export interface AcquireOptions {
+  readonly mode?: LockMode;
+  /** Create (or expect) a semaphore with this many permits. */
+  readonly limit?: number;
+  /** Wait in the FIFO queue (default true); false: fail at once with `LOCK_BUSY` when taken. */
+  readonly wait?: boolean;
+  /** Give up waiting after this long: the wait is cancelled and `LOCK_TIMEOUT` thrown. */
+  readonly timeoutMs?: number;
+  /** Cancels the wait (the call rejects with the signal's reason). */
+  readonly signal?: AbortSignal;
+  /** Chubby's lock-delay for this lock (see `AcquireOp`). */
+  readonly lockDelayMs?: number;
+}
+
+/** The session's health as the client sees it. */
+export type SessionState = "safe" | "jeopardy" | "expired";
+
+type Listener = (state: SessionState) => void;
+
+const LOCK_CODES = new Set<string>(["SESSION_NOT_FOUND", "SESSION_EXISTS", "SESSION_AUTH_FAILED", "TTL_TOO_SHORT", "LOCK_KIND_MISMATCH", "ALREADY_HOLDING", "ALREADY_WAITING", "INVALID_REQUEST"]);
+
+/**
+ * A client of the lock service. Sessions (`session()`) hold locks; the client
+ * keeps each session alive with the leader and keeps a conservative local
+ * deadline for it (from the send time of the last answered keepalive,
+ * shortened for clock drift).
+ */
+export class LockClient {
+  readonly client: SynodClient;
+  readonly clockDrift: number;
+
+  constructor(options: LockClientOptions) {
+    this.client = new SynodClient(options);
+    this.clockDrift = options.clockDrift ?? 0.01;
+  }
+
+  /** Opens a session (on whichever replica leads). */
+  async session(options: SessionOptions = {}): Promise<LockSession> {
+    const id = randomBytes(16).toString("hex");
+    const secret = randomBytes(24).toString("hex");
+    const ttlMs = options.ttlMs ?? 10_000;
+    const sentAt = performance.now();
+    await this.command({ type: "open-session", id, ttlMs, secret });
+    return new LockSession(this, id, secret, ttlMs, sentAt);
+  }
+
+  /** Resumes a session opened elsewhere (another process or replica), from its id and secret. */
+  async resume(id: string, secret: string): Promise<LockSession> {
+    const sentAt = performance.now();
+    const answer = await this.keepalive(id, secret);
+    const session = new LockSession(this, id, secret, answer.ttlMs, sentAt);
+    session.renewed(sentAt, answer.remainingMs);
+    return session;
+  }
+
+  /** Every lock (or those under `prefix`) with holders and waiters, linearizable. */
+  async locks(prefix?: string): Promise<readonly LockInfo[]> {
+    const result = await this.query({ type: "locks", ...(prefix === undefined ? {} : { prefix }) });
+    return (result as Extract<LockQueryResult, { type: "locks" }>).locks;
+  }
+
+  async lock(name: string): Promise<LockInfo> {
+    return (await this.query({ type: "lock", lock: name })) as Extract<LockQueryResult, { type: "lock" }>;
+  }
+
+  async sessions(): Promise<readonly SessionInfo[]> {
+    return ((await this.query({ type: "sessions" })) as Extract<LockQueryResult, { type: "sessions" }>).sessions;
+  }
+
+  /** Chubby's CheckSequencer: is `token` a current grant of `lock`? */
+  async checkToken(lock: string, token: number): Promise<{ valid: boolean; highestToken: number; reason?: string }> {
+    const result = (await this.query({ type: "check-token", lock, token })) as Extract<LockQueryResult, { type: "check-token" }>;
+    return { valid: result.valid, highestToken: result.highestToken, ...(result.reason === undefined ? {} : { reason: result.reason }) };
+  }
+
+  /** An operator's release of a lock's holders (or one session's hold), recorded with `reason`. Returns the ended tokens. */
+  async forceRelease(lock: string, reason: string, session?: string): Promise<readonly number[]> {
+    const result = await this.command({ type: "force-release", lock, reason, ...(session === undefined ? {} : { session }) });
+    return (result as Extract<LockResult, { type: "forced" }>).tokens;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  /** @internal */
+  async command(op: Record<string, unknown>, signal?: AbortSignal): Promise<LockResult> {
+    const result = await this.call(() => this.client.propose<LockResult>(op, signal === undefined ? {} : { signal }));
+    if (result.type === "error") throw new LockOperationError(result.error);
+    return result;
+  }
+
+  /** @internal */
+  async keepalive(id: string, secret: string, signal?: AbortSignal): Promise<{ ttlMs: number; remainingMs: number }> {
+    return this.call(() => this.client.read<{ ttlMs: number; remainingMs: number }>({ type: "keepalive", session: id, secret }, signal === undefined ? {} : { signal }));
+  }
+
+  /** @internal */
+  async awaitGrant(id: string, secret: string, lock: string, timeoutMs: number, signal?: AbortSignal): Promise<AwaitGrantResult> {
+    const answer = await this.call(() =>
+      this.client.readLocal<AwaitGrantResult>({ type: "await-grant", session: id, secret, lock, timeoutMs }, signal === undefined ? {} : { signal }),
+    );
+    return answer.value;
+  }
+
+  private async query(query: Record<string, unknown>): Promise<LockQueryResult> {
+    const result = await this.call(() => this.client.read<LockQueryResult>(query));
+    if (result.type === "error") throw new LockOperationError(result.error);
+    return result;
+  }
+
+  private async call<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof ClientError && LOCK_CODES.has(error.code)) throw new LockOperationError({ ...error.details, code: error.code, message: error.message } as unknown as LockError);
+      throw error;
+    }
+  }
+}
+
+/** A lock this session holds. `signal` aborts as soon as it may be lost: stop using what it guards. */
+export interface HeldLock {
+  readonly name: string;
+  /** The fencing token: pass it to whatever the lock guards (`checkToken`, a fenced write). */
+  readonly token: number;
+  readonly signal: AbortSignal;
+  /** Releases it (voluntarily: any lock-delay does not apply). */
+  release(): Promise<void>;
+}
+
+/**
+ * A session: kept alive every TTL / 3 while open. Its state moves to
+ * `jeopardy` when keepalives go unanswered, back to `safe` when one is
+ * answered, and to `expired` when the cluster says the session is gone. The
+ * locks' signals abort when the local deadline passes without a renewal:
+ * from then on the lock may already be someone else's.
+ */
+export class LockSession {
+  private state: SessionState = "safe";
+  private readonly listeners = new Set<Listener>();
+  private readonly held = new Map<string, AbortController>();
+  private localDeadline: number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly owner: LockClient,
+    readonly id: string,
+    readonly secret: string,
+    readonly ttlMs: number,
+    openedAt: number,
+  ) {
+    this.localDeadline = openedAt + ttlMs * (1 - owner.clockDrift);
+    this.schedule();
+  }
+
+  get status(): SessionState {
+    return this.state;
+  }
+
+  /** Milliseconds until the local deadline (negative once it passed). */
+  get remainingMs(): number {
+    return this.localDeadline - performance.now();
+  }
+
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async acquire(lock: string, options: AcquireOptions = {}): Promise<HeldLock> {
+    options.signal?.throwIfAborted();
+    const wait = options.wait ?? true;
+    const base = { session: this.id, secret: this.secret, lock };
+    const result = await this.owner.command(
+      {
+        type: "acquire",
+        ...base,
+        mode: options.mode ?? "exclusive",
+        wait,
+        ...(options.limit === undefined ? {} : { limit: options.limit }),
+        ...(options.lockDelayMs === undefined ? {} : { lockDelayMs: options.lockDelayMs }),
+      },
+      options.signal,
+    );
+    if (result.type === "granted") return this.hold(lock, result.token);
+    if (result.type === "busy") throw new LockWaitError("LOCK_BUSY", `${lock} is taken`);
+    if (result.type !== "queued") throw new LockWaitError("UNEXPECTED", `unexpected answer ${result.type}`);
+    const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + options.timeoutMs;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0 || options.signal?.aborted === true) {
+        await this.owner.command({ type: "cancel", ...base }).catch(() => undefined);
+        // Granted between the last look and the cancel? Then it is ours: hand it over rather than leak it.
+        const state = await this.owner.awaitGrant(this.id, this.secret, lock, 1);
+        if (state.type === "granted") return this.hold(lock, state.token);
+        options.signal?.throwIfAborted();
+        throw new LockWaitError("LOCK_TIMEOUT", `no grant of ${lock} within ${options.timeoutMs} ms; the wait was cancelled`);
+      }
+      let state: AwaitGrantResult;
+      try {
+        state = await this.owner.awaitGrant(this.id, this.secret, lock, Math.max(1, Math.min(10_000, Math.ceil(left))), options.signal);
+      } catch (error) {
+        // An abort ends the wait through the cancel above.
+        if (aborted(options.signal)) continue;
+        throw error;
+      }
+      if (state.type === "granted") return this.hold(lock, state.token);
+      if (state.type === "session-gone") {
+        this.expire();
+        throw new LockOperationError({ code: "SESSION_NOT_FOUND", message: `session ${this.id} expired while waiting for ${lock}`, session: this.id });
+      }
+      if (state.type === "not-waiting") throw new LockWaitError("LOCK_WAIT_ENDED", `the wait for ${lock} ended without a grant (cancelled)`);
+    }
+  }
+
+  /** Closes the session: its locks are released and its waits withdrawn. */
+  async close(): Promise<void> {
+    this.stop();
+    for (const controller of this.held.values()) controller.abort(new Error("the session was closed"));
+    this.held.clear();
+    await this.owner.command({ type: "close-session", id: this.id, secret: this.secret }).catch((error: unknown) => {
+      if (!(error instanceof LockOperationError && error.code === "SESSION_NOT_FOUND")) throw error;
+    });
+  }
+
+  /** Stops keeping the session alive, without closing it (it expires after its TTL). */
+  stop(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+
+  /** @internal the answer to a keepalive sent at `sentAt` */
+  renewed(sentAt: number, remainingMs: number): void {
+    const deadline = sentAt + remainingMs * (1 - this.owner.clockDrift);
+    if (deadline > this.localDeadline) this.localDeadline = deadline;
+    if (this.state === "jeopardy" && this.remainingMs > 0) this.setState("safe");
+  }
+
+  private hold(lock: string, token: number): HeldLock {
+    const controller = new AbortController();
+    if (this.remainingMs <= 0) controller.abort(new Error("the session's local deadline passed"));
+    this.held.set(lock, controller);
+    return {
+      name: lock,
+      token,
+      signal: controller.signal,
+      release: async () => {
+        this.held.get(lock)?.abort(new Error("released"));
+        this.held.delete(lock);
+        await this.owner.command({ type: "release", session: this.id, secret: this.secret, lock });
+      },
+    };
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    const interval = Math.max(10, Math.floor(this.ttlMs / 3));
+    const untilDeadline = this.remainingMs;
+    this.timer = setTimeout(() => void this.beat(), Math.max(1, Math.min(interval, untilDeadline)));
+    this.timer.unref?.();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.closed) return;
+    if (this.remainingMs <= 0) this.deadlinePassed();
+    const sentAt = performance.now();
+    try {
+      // Bounded, so that the next beat (and the local deadline) is never late behind a hung call.
+      const answer = await this.owner.keepalive(this.id, this.secret, AbortSignal.timeout(Math.max(50, Math.floor(this.ttlMs / 3))));
+      this.renewed(sentAt, answer.remainingMs);
+    } catch (error) {
+      if (error instanceof LockOperationError && error.code === "SESSION_NOT_FOUND") return this.expire();
+      if (this.state === "safe") this.setState("jeopardy");
+    }
+    if (this.remainingMs <= 0) this.deadlinePassed();
+    this.schedule();
+  }
+
+  /** The local deadline passed without a renewal: every lock may be lost. */
+  private deadlinePassed(): void {
+    if (this.state === "safe") this.setState("jeopardy");
+    for (const controller of this.held.values()) controller.abort(new Error("the session's local deadline passed: the lock may be held by another"));
+  }
+
+  private expire(): void {
+    this.stop();
+    for (const controller of this.held.values()) controller.abort(new Error("the session expired"));
+    this.held.clear();
+    this.setState("expired");
+  }
+
+  private setState(state: SessionState): void {
+    if (this.state === state || this.state === "expired") return;
+    this.state = state;
+    for (const listener of this.listeners) listener(state);
+  }
+}
+
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+/** An acquire that ended without the lock: `LOCK_BUSY`, `LOCK_TIMEOUT`, `LOCK_WAIT_ENDED`. */
+export class LockWaitError extends Error {
+  constructor(
+    readonly code: "LOCK_BUSY" | "LOCK_TIMEOUT" | "LOCK_WAIT_ENDED" | "UNEXPECTED",
+    message: string,
+  ) {
+    super(message);
+    this.name = "LockWaitError";
+  }
+}
+
+export type { LockErrorCode };
