@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for Synod: checks Node, installs pnpm if missing,
-# installs the workspace. With --start, then runs the demo cluster.
+# installs the workspace. With --start, then starts the lock service: three
+# replicas on 127.0.0.1:7501-7503, data in .synod/lock (Ctrl-C stops them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +28,5 @@ fi
 pnpm install --frozen-lockfile
 
 if [[ "${1:-}" == "--start" ]]; then
-  exec pnpm demo
+  exec pnpm start
 fi

@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError, stopOnSignals } from "@synod/server";
+import { ClientError } from "@synod/transport-ws";
+import { LockClient, LockWaitError } from "./client/lock-client.js";
+import { LockOperationError } from "./errors.js";
+import { startLockServer } from "./service/serve.js";
+
+const USAGE = `synod-lock: a Chubby-style lock service on Synod (Multi-Paxos)
+
+Run a replica:
+  synod-lock serve --id n1 --members n1=ws://127.0.0.1:7501,n2=ws://127.0.0.1:7502,n3=ws://127.0.0.1:7503 --data-dir ./data/n1
+  synod-lock serve --config replica.json      (the server's configuration as JSON; flags override it)
+  serve flags: --id ID  --members ID=URL,...  --data-dir DIR  --listen HOST:PORT  --cluster-id NAME
+               --secret SECRET (or SYNOD_SECRET)  --rejoin  --tick-ms N  --log-level debug|info|warn|error
+
+Run a 3-replica cluster on this machine (development; data kept between runs):
+  synod-lock dev [--data-dir DIR] [--port 7501]        (replicas on ports 7501-7503 by default; Ctrl-C stops them)
+
+Use a cluster (endpoints: --endpoints URL,... or SYNOD_ENDPOINTS; default ws://127.0.0.1:7501):
+  synod-lock lock NAME [--ttl MS] [--shared] [--no-wait] [--timeout MS] [--grace MS] -- COMMAND [ARGS...]
+      runs COMMAND only while NAME is held; its environment has SYNOD_LOCK_NAME and SYNOD_LOCK_TOKEN
+      (the fencing token). If the lock may be lost, COMMAND gets SIGTERM, then SIGKILL after --grace
+      (default 2000 ms). Exits with COMMAND's exit code (or 128 + signal number).
+  synod-lock status [NAME]                 holders and waiters of NAME (or of every lock)
+  synod-lock sessions                      every session with its deadline, holds and waits
+  synod-lock release NAME --force --reason TEXT [--session ID]
+                                           operator release of a lock's holders (recorded)
+  common flags: --endpoints URL,...  --token TOKEN (or SYNOD_TOKEN)
+
+Exit status: 0 done, 1 the cluster refused or failed, 2 bad usage, 3 lock busy or wait timed out.
+`;
+
+class UsageError extends Error {}
+
+const options = {
+  help: { type: "boolean", short: "h" },
+  config: { type: "string" },
+  id: { type: "string" },
+  members: { type: "string" },
+  "data-dir": { type: "string" },
+  listen: { type: "string" },
+  "cluster-id": { type: "string" },
+  secret: { type: "string" },
+  rejoin: { type: "boolean" },
+  "tick-ms": { type: "string" },
+  "log-level": { type: "string" },
+  endpoints: { type: "string" },
+  token: { type: "string" },
+  ttl: { type: "string" },
+  shared: { type: "boolean" },
+  "no-wait": { type: "boolean" },
+  timeout: { type: "string" },
+  grace: { type: "string" },
+  force: { type: "boolean" },
+  reason: { type: "string" },
+  session: { type: "string" },
+  port: { type: "string" },
+} as const;
+
+type Flags = ReturnType<typeof parse>["values"];
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function integer(flags: Flags, name: keyof Flags): number | undefined {
+  const text = flags[name];
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || !/^\d+$/.test(text)) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+async function serve(flags: Flags): Promise<void> {
+  const file: Record<string, unknown> = flags.config === undefined ? {} : JSON.parse(readFileSync(flags.config, "utf8"));
+  const config: Record<string, unknown> = { ...file };
+  if (flags.id !== undefined) config.id = flags.id;
+  if (flags.members !== undefined) {
+    config.members = flags.members.split(",").map((entry) => {
+      const at = entry.indexOf("=");
+      if (at <= 0) throw new UsageError(`--members takes ID=URL,..., not ${JSON.stringify(entry)}`);
+      return { id: entry.slice(0, at), url: entry.slice(at + 1) };
+    });
+  }
+  if (flags["data-dir"] !== undefined) config.dataDir = flags["data-dir"];
+  if (flags.listen !== undefined) {
+    const match = /^(.+):(\d+)$/.exec(flags.listen);
+    if (match === null) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(flags.listen)}`);
+    config.listen = { host: match[1], port: Number(match[2]) };
+  }
+  if (flags["cluster-id"] !== undefined) config.clusterId = flags["cluster-id"];
+  const secret = flags.secret ?? process.env.SYNOD_SECRET;
+  if (secret !== undefined) config.secret = secret;
+  if (flags.rejoin === true) config.rejoin = true;
+  const tickMs = integer(flags, "tick-ms");
+  if (tickMs !== undefined) config.tickMs = tickMs;
+  if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];
+  const running = await startLockServer(config);
+  stopOnSignals(running);
+  // Started by `synod-lock dev`: stop with it, even if it was killed without a chance to stop us.
+  const parent = Number(process.env.SYNOD_LOCK_DEV_PARENT);
+  if (Number.isSafeInteger(parent) && parent > 0) {
+    setInterval(() => {
+      try {
+        process.kill(parent, 0);
+      } catch {
+        process.kill(process.pid, "SIGTERM");
+      }
+    }, 500).unref();
+  }
+  process.stdout.write(`synod-lock ${running.config.id} ready on port ${running.port} (sessions need a TTL of at least ${running.minSessionTtlMs} ms)\n`);
+}
+
+/** Three `serve` processes of this very program on loopback, until interrupted. */
+async function dev(flags: Flags): Promise<number> {
+  const base = integer(flags, "port") ?? 7501;
+  const dataDir = resolve(flags["data-dir"] ?? join(process.env.INIT_CWD ?? process.cwd(), ".synod", "lock"));
+  const ids = ["n1", "n2", "n3"];
+  const urls = ids.map((_, index) => `ws://127.0.0.1:${base + index}`);
+  const members = ids.map((id, index) => `${id}=${urls[index]}`).join(",");
+  const children = ids.map((id) => {
+    const directory = join(dataDir, id);
+    const rejoin = existsSync(directory) && readdirSync(directory).length > 0;
+    const args = [...process.execArgv, process.argv[1] as string, "serve", "--id", id, "--members", members, "--data-dir", directory, "--log-level", "warn", ...(rejoin ? ["--rejoin"] : [])];
+    return spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SYNOD_LOCK_DEV_PARENT: String(process.pid) } });
+  });
+  await Promise.all(
+    children.map(
+      (child, index) =>
+        new Promise<void>((resolveReady, reject) => {
+          let output = "";
+          child.stdout?.on("data", (chunk: Buffer) => {
+            output += chunk.toString();
+            if (output.includes(" ready on port ")) resolveReady();
+          });
+          child.once("exit", (code) => reject(new Error(`replica ${ids[index]} exited (${code}) before it was ready`)));
+        }),
+    ),
+  );
+  process.stdout.write(
+    [
+      "synod-lock: a 3-replica lock service is running on this machine.",
+      `  endpoints: ${urls.join(",")}`,
+      `  data:      ${dataDir}`,
+      "  try:       SYNOD_ENDPOINTS=" + urls.join(",") + " synod-lock lock demo -- sh -c 'echo holding $SYNOD_LOCK_NAME with token $SYNOD_LOCK_TOKEN; sleep 2'",
+      "             (in this repository: pnpm --filter @synod/app-lock cli lock demo -- ...)",
+      "  Ctrl-C stops it.",
+      "",
+    ].join("\n"),
+  );
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      for (const child of children) child.kill("SIGTERM");
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    let exited = 0;
+    for (const child of children) {
+      child.once("exit", () => {
+        exited += 1;
+        if (!stopping) {
+          process.stderr.write("synod-lock: a replica exited; stopping the others\n");
+          stop();
+        }
+        if (exited === children.length) resolveExit(stopping ? 0 : 1);
+      });
+    }
+  });
+}
+
+function clientFrom(flags: Flags): LockClient {
+  const endpoints = (flags.endpoints ?? process.env.SYNOD_ENDPOINTS ?? "ws://127.0.0.1:7501").split(",").filter((url) => url !== "");
+  for (const url of endpoints) if (!/^wss?:\/\/[^/]+$/.test(url)) throw new UsageError(`an endpoint is ws://host:port or wss://host:port, not ${JSON.stringify(url)}`);
+  const token = flags.token ?? process.env.SYNOD_TOKEN;
+  return new LockClient({ urls: endpoints, requestTimeoutMs: 1_000, operationTimeoutMs: 10_000, ...(token === undefined ? {} : { token }) });
+}
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+/** Runs COMMAND while the lock is held; resolves with the exit code to use. */
+async function lockAndRun(client: LockClient, name: string, command: string[], flags: Flags): Promise<number> {
+  const ttlMs = integer(flags, "ttl") ?? 10_000;
+  const graceMs = integer(flags, "grace") ?? 2_000;
+  const timeoutMs = integer(flags, "timeout");
+  const session = await client.session({ ttlMs });
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let held: Awaited<ReturnType<typeof session.acquire>>;
+  try {
+    held = await session.acquire(name, {
+      mode: flags.shared === true ? "shared" : "exclusive",
+      wait: flags["no-wait"] !== true,
+      signal: interrupted.signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+  } catch (error) {
+    await session.close().catch(() => undefined);
+    throw error;
+  }
+  const child = spawn(command[0] as string, command.slice(1), {
+    stdio: "inherit",
+    env: { ...process.env, SYNOD_LOCK_NAME: name, SYNOD_LOCK_TOKEN: String(held.token) },
+  });
+  const stopChild = (why: string) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    process.stderr.write(`synod-lock: ${why}; sending SIGTERM to the command (SIGKILL in ${graceMs} ms)\n`);
+    child.kill("SIGTERM");
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }, graceMs).unref();
+  };
+  held.signal.addEventListener("abort", () => stopChild(`the lock ${name} may be lost (${(held.signal.reason as Error)?.message ?? "aborted"})`), { once: true });
+  interrupted.signal.addEventListener("abort", () => stopChild("interrupted"), { once: true });
+  const code = await new Promise<number>((resolve) => {
+    child.once("error", (error) => {
+      process.stderr.write(`synod-lock: cannot run ${command[0]}: ${error.message}\n`);
+      resolve(127);
+    });
+    child.once("exit", (exitCode, signal) => resolve(exitCode ?? 128 + signalNumber(signal)));
+  });
+  // Release only a lock still ours; a lost one is someone else's now.
+  if (!held.signal.aborted) await held.release().catch(() => undefined);
+  await session.close().catch(() => undefined);
+  return code;
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+  return signal === null ? 0 : (numbers[signal] ?? 0);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const dash = argv.indexOf("--");
+  const own = dash < 0 ? argv : argv.slice(0, dash);
+  const command = dash < 0 ? [] : argv.slice(dash + 1);
+  const { values: flags, positionals } = parse(own);
+  const verb = positionals[0];
+  if (flags.help === true || verb === undefined || verb === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (verb === "serve") {
+    await serve(flags);
+    return -1;
+  }
+  if (verb === "dev") return dev(flags);
+  const client = clientFrom(flags);
+  try {
+    switch (verb) {
+      case "lock": {
+        const name = positionals[1];
+        if (name === undefined) throw new UsageError("missing NAME");
+        if (command.length === 0) throw new UsageError("missing the command to run: synod-lock lock NAME -- COMMAND [ARGS...]");
+        return await lockAndRun(client, name, command, flags);
+      }
+      case "status":
+        print(positionals[1] === undefined ? await client.locks() : await client.lock(positionals[1]));
+        return 0;
+      case "sessions":
+        print(await client.sessions());
+        return 0;
+      case "release": {
+        const name = positionals[1];
+        if (name === undefined) throw new UsageError("missing NAME");
+        if (flags.force !== true) throw new UsageError("an operator release needs --force (a holder releases its own lock by ending its `lock` command)");
+        if (flags.reason === undefined) throw new UsageError("--force needs --reason TEXT, recorded with the release");
+        print({ released: await client.forceRelease(name, flags.reason, flags.session) });
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(verb)}`);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`synod-lock: ${error.message}\n(synod-lock --help lists the commands)\n`);
+      process.exit(2);
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`synod-lock: ${error.message}\n`);
+      process.exit(2);
+    }
+    if (error instanceof LockWaitError) {
+      process.stderr.write(`synod-lock: ${error.code}: ${error.message}\n`);
+      process.exit(3);
+    }
+    if (error instanceof LockOperationError || error instanceof ClientError) {
+      process.stderr.write(`synod-lock: ${error.code}: ${error.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`synod-lock: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
