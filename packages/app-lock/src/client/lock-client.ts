@@ -162,6 +162,8 @@ export class LockSession {
   private readonly held = new Map<string, AbortController>();
   private localDeadline: number;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires at the local deadline, whether or not keepalives still run. */
+  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
   constructor(
@@ -172,6 +174,7 @@ export class LockSession {
     openedAt: number,
   ) {
     this.localDeadline = openedAt + ttlMs * (1 - owner.clockDrift);
+    this.armDeadline();
     this.schedule();
   }
 
@@ -238,6 +241,7 @@ export class LockSession {
   /** Closes the session: its locks are released and its waits withdrawn. */
   async close(): Promise<void> {
     this.stop();
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
     for (const controller of this.held.values()) controller.abort(new Error("the session was closed"));
     this.held.clear();
     await this.owner.command({ type: "close-session", id: this.id, secret: this.secret }).catch((error: unknown) => {
@@ -245,7 +249,7 @@ export class LockSession {
     });
   }
 
-  /** Stops keeping the session alive, without closing it (it expires after its TTL). */
+  /** Stops keeping the session alive, without closing it (it expires after its TTL; held locks' signals abort at the local deadline). */
   stop(): void {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
@@ -254,7 +258,10 @@ export class LockSession {
   /** @internal the answer to a keepalive sent at `sentAt` */
   renewed(sentAt: number, remainingMs: number): void {
     const deadline = sentAt + remainingMs * (1 - this.owner.clockDrift);
-    if (deadline > this.localDeadline) this.localDeadline = deadline;
+    if (deadline > this.localDeadline) {
+      this.localDeadline = deadline;
+      this.armDeadline();
+    }
     if (this.state === "jeopardy" && this.remainingMs > 0) this.setState("safe");
   }
 
@@ -272,6 +279,14 @@ export class LockSession {
         await this.owner.command({ type: "release", session: this.id, secret: this.secret, lock });
       },
     };
+  }
+
+  private armDeadline(): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => {
+      if (this.remainingMs <= 0 && this.state !== "expired") this.deadlinePassed();
+    }, Math.max(0, this.remainingMs) + 1);
+    this.deadlineTimer.unref?.();
   }
 
   private schedule(): void {
@@ -306,6 +321,7 @@ export class LockSession {
 
   private expire(): void {
     this.stop();
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
     for (const controller of this.held.values()) controller.abort(new Error("the session expired"));
     this.held.clear();
     this.setState("expired");
