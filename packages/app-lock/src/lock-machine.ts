@@ -154,7 +154,7 @@ export class LockMachine implements StateMachine<LockOp, never, LockResult, Lock
       }
       case "lock": {
         const lock = this.locks.get(query.lock);
-        return { type: "lock", ...(lock === undefined ? emptyLockInfo(query.lock) : lockInfo(lock)) };
+        return { type: "lock", nextEvent: this.nextEventIndex, ...(lock === undefined ? emptyLockInfo(query.lock) : lockInfo(lock)) };
       }
       case "check-token":
         return this.checkToken(query.lock, query.token);

@@ -290,7 +290,8 @@ export type LockQueryResult =
   | { readonly type: "sessions"; readonly sessions: readonly SessionInfo[] }
   | ({ readonly type: "session" } & SessionInfo)
   | { readonly type: "locks"; readonly locks: readonly LockInfo[] }
-  | ({ readonly type: "lock" } & LockInfo)
+  /** `nextEvent`: the index of the first event after this read (watch from it to follow on without a gap). */
+  | ({ readonly type: "lock"; readonly nextEvent: number } & LockInfo)
   | { readonly type: "check-token"; readonly valid: boolean; readonly highestToken: number; readonly reason?: string }
   | { readonly type: "events"; readonly next: number; readonly events: readonly LockEvent[] }
   | ErrorResult;

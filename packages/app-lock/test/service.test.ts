@@ -147,3 +147,52 @@ describe("acquiring", () => {
     await waiter.close();
   });
 });
+
+describe("watches and elections", () => {
+  it("a watch sees a lock's grants and releases in order, each once", async () => {
+    const locks = client();
+    const watch = locks.watch({ lock: "watched/L" });
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const batch of watch) for (const event of batch.events) if (event.type === "acquired" || event.type === "released" || event.type === "queued") seen.push(`${event.type}:${event.session.slice(0, 4)}`);
+    })();
+    const a = await locks.session({ ttlMs: 2_000 });
+    const b = await locks.session({ ttlMs: 2_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const held = await a.acquire("watched/L");
+    const waiting = b.acquire("watched/L");
+    await expect.poll(async () => (await locks.lock("watched/L")).waiters.length).toBe(1);
+    await held.release();
+    await (await waiting).release();
+    const expected = [`acquired:${a.id.slice(0, 4)}`, `queued:${b.id.slice(0, 4)}`, `released:${a.id.slice(0, 4)}`, `acquired:${b.id.slice(0, 4)}`, `released:${b.id.slice(0, 4)}`];
+    await expect.poll(() => seen, { timeout: 3_000 }).toEqual(expected);
+    watch.close();
+    await reading;
+    await a.close();
+    await b.close();
+  });
+
+  it("an election hands leadership to the next candidate on resign, and observers follow", async () => {
+    const locks = client();
+    const election = locks.election("election/primary");
+    const first = await locks.session({ ttlMs: 2_000 });
+    const second = await locks.session({ ttlMs: 2_000 });
+    const observed: (string | null)[] = [];
+    const controller = new AbortController();
+    const observing = (async () => {
+      for await (const change of election.observe({ signal: controller.signal })) observed.push(change.leader);
+    })();
+    const term1 = await election.campaign(first);
+    const campaigning = election.campaign(second);
+    await expect.poll(async () => (await locks.lock("election/primary")).waiters.length).toBe(1);
+    await election.resign(term1);
+    const term2 = await campaigning;
+    expect(term2.token).toBeGreaterThan(term1.token);
+    await expect.poll(() => observed.filter((leader) => leader !== null).at(-1), { timeout: 3_000 }).toBe(second.id);
+    expect(observed.filter((leader) => leader !== null)).toEqual([first.id, second.id]);
+    controller.abort();
+    await observing;
+    await first.close();
+    await second.close();
+  });
+});

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { ClientError, SynodClient, type SynodClientOptions } from "@synod/transport-ws";
+import { ClientError, ResumingStream, SynodClient, type SynodClientOptions } from "@synod/transport-ws";
 import { type LockError, type LockErrorCode, LockOperationError } from "../errors.js";
 import type { LockInfo, LockMode, LockQueryResult, LockResult, SessionInfo } from "../ops.js";
+import type { LockEventBatch } from "../service/event-feed.js";
 import type { AwaitGrantResult } from "../service/handler.js";
 
 export interface LockClientOptions extends SynodClientOptions {
@@ -79,7 +80,8 @@ export class LockClient {
     return (result as Extract<LockQueryResult, { type: "locks" }>).locks;
   }
 
-  async lock(name: string): Promise<LockInfo> {
+  /** One lock's holders and waiters (linearizable); `nextEvent` is where a watch continues from this read. */
+  async lock(name: string): Promise<LockInfo & { readonly nextEvent: number }> {
     return (await this.query({ type: "lock", lock: name })) as Extract<LockQueryResult, { type: "lock" }>;
   }
 
@@ -97,6 +99,31 @@ export class LockClient {
   async forceRelease(lock: string, reason: string, session?: string): Promise<readonly number[]> {
     const result = await this.command({ type: "force-release", lock, reason, ...(session === undefined ? {} : { session }) });
     return (result as Extract<LockResult, { type: "forced" }>).tokens;
+  }
+
+  /**
+   * Watches lock events (acquired, released with its reason, queued,
+   * dequeued, session ends) for one lock or a prefix, from event index `from`
+   * (default: now): an async iterator of batches, in order, each event once,
+   * across disconnects. The first batch of a watch from now has no events.
+   */
+  watch(options: { readonly lock?: string; readonly prefix?: string; readonly from?: number; readonly signal?: AbortSignal } = {}): ResumingStream<LockEventBatch> {
+    return new ResumingStream<LockEventBatch>(this.client, {
+      from: options.from ?? 0,
+      query: (position) => ({ ...(options.lock === undefined ? {} : { lock: options.lock }), ...(options.prefix === undefined ? {} : { prefix: options.prefix }), from: position }),
+      read: (data) => {
+        const batch = data as LockEventBatch;
+        return { item: batch, next: batch.next };
+      },
+      isProgress: (batch, previous) => batch.events.length === 0 && batch.next === previous,
+      fatal: (error) => (["DISCONNECTED", "WATCH_SLOW", "STOPPED", "NO_LEADER", "ENDED"].includes(error.code) ? undefined : error),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  }
+
+  /** Leader election on lock `name`: campaign, observe, resign. */
+  election(name: string): Election {
+    return new Election(this, name);
   }
 
   async close(): Promise<void> {
@@ -135,6 +162,47 @@ export class LockClient {
     } catch (error) {
       if (error instanceof ClientError && LOCK_CODES.has(error.code)) throw new LockOperationError({ ...error.details, code: error.code, message: error.message } as unknown as LockError);
       throw error;
+    }
+  }
+}
+
+/** Who leads an election: the holder's session and token, or nobody. */
+export interface Leadership {
+  readonly leader: string | null;
+  readonly token: number;
+}
+
+/**
+ * Leader election on one lock's FIFO queue: `campaign` waits to lead (the
+ * grant's token numbers the term: fence with it), `resign` steps down and
+ * lets the next candidate in, `observe` follows who leads.
+ */
+export class Election {
+  constructor(
+    private readonly client: LockClient,
+    readonly name: string,
+  ) {}
+
+  /** Waits until `session` leads; the returned lock's signal aborts when leadership may be lost. */
+  campaign(session: LockSession, options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {}): Promise<HeldLock> {
+    return session.acquire(this.name, { mode: "exclusive", wait: true, ...options });
+  }
+
+  /** Steps down (the next candidate leads in the same log entry). */
+  async resign(leadership: HeldLock): Promise<void> {
+    await leadership.release();
+  }
+
+  /** The current leader, then every change, until the signal aborts. */
+  async *observe(options: { readonly signal?: AbortSignal } = {}): AsyncGenerator<Leadership> {
+    const info = await this.client.lock(this.name);
+    const holder = info.holders[0];
+    yield holder === undefined ? { leader: null, token: 0 } : { leader: holder.session, token: holder.token };
+    for await (const batch of this.client.watch({ lock: this.name, from: info.nextEvent, ...(options.signal === undefined ? {} : { signal: options.signal }) })) {
+      for (const event of batch.events) {
+        if (event.type === "acquired") yield { leader: event.session, token: event.token };
+        else if (event.type === "released") yield { leader: null, token: event.token };
+      }
     }
   }
 }

@@ -6,6 +6,7 @@ import { type LockError, lockErrors } from "../errors.js";
 import type { LockMachine } from "../lock-machine.js";
 import type { LockOp } from "../ops.js";
 import { MAX_LOCK_DELAY_MS, MAX_NAME_LENGTH, MAX_PERMITS, lockQuerySchema } from "../schema.js";
+import { type LockEventFeed, lockWatchSchema } from "./event-feed.js";
 import type { LockNode, SessionKeeper } from "./keeper.js";
 
 /** A session's secret as clients hold it: the log keeps only its SHA-256. */
@@ -76,7 +77,7 @@ export function toLockOp(op: WireLockOp): LockOp {
  * (see `SessionKeeper`), and serves `await-grant`: a blocked acquirer waits
  * there (on any replica) for its turn, its session's end, or a timeout.
  */
-export function lockClientHandler(node: LockNode, machine: LockMachine, keeper: SessionKeeper, endpointOf: (id: string) => string | undefined): ClientHandler {
+export function lockClientHandler(node: LockNode, machine: LockMachine, keeper: SessionKeeper, feed: LockEventFeed, endpointOf: (id: string) => string | undefined): ClientHandler {
   const generic = nodeClientHandler(node as unknown as SynodNode, endpointOf);
 
   const grantState = (session: string, lock: string): AwaitGrantResult => {
@@ -150,6 +151,15 @@ export function lockClientHandler(node: LockNode, machine: LockMachine, keeper: 
         case "status":
           return generic.handle(body);
       }
+    },
+
+    watch(query, sink) {
+      const parsed = lockWatchSchema.safeParse(query);
+      if (!parsed.success) {
+        sink.end(refuse(lockErrors.invalidRequest(z.prettifyError(parsed.error).slice(0, 2_000))));
+        return () => undefined;
+      }
+      return feed.watch(parsed.data, sink);
     },
   };
 }

@@ -2,6 +2,7 @@ import { type RunningServer, parseServerConfig, startServer } from "@synod/serve
 import type { Logger } from "@synod/transport-ws";
 import { LockMachine } from "../lock-machine.js";
 import type { LockOp, LockQueryOp, LockQueryResult, LockResult } from "../ops.js";
+import { LockEventFeed } from "./event-feed.js";
 import { lockClientHandler } from "./handler.js";
 import { type LockNode, SessionKeeper } from "./keeper.js";
 
@@ -22,6 +23,7 @@ export async function startLockServer(input: unknown, options: { logger?: Logger
   // Election timeouts are drawn from [electionTicks, 2 × electionTicks) ticks.
   const minSessionTtlMs = Math.ceil(1.5 * 2 * config.electionTicks * config.tickMs);
   const machine = new LockMachine({ minSessionTtlMs });
+  const feed = new LockEventFeed(machine);
   let keeper: SessionKeeper | undefined;
   let logger: Logger | undefined = options.logger;
   const running = await startServer(input, machine, {
@@ -29,7 +31,8 @@ export async function startLockServer(input: unknown, options: { logger?: Logger
     clients: (node, endpointOf) => {
       const log = { warn: (message: string, fields?: Record<string, unknown>) => logger?.warn(message, fields) };
       keeper = new SessionKeeper(node as LockNode, machine, log, { renewEveryMs: Math.max(20, Math.floor(minSessionTtlMs / 6)) });
-      return lockClientHandler(node as LockNode, machine, keeper, endpointOf);
+      node.on("applied", () => feed.onApplied());
+      return lockClientHandler(node as LockNode, machine, keeper, feed, endpointOf);
     },
   });
   logger = running.logger;
@@ -39,6 +42,7 @@ export async function startLockServer(input: unknown, options: { logger?: Logger
     minSessionTtlMs,
     stop: async () => {
       keeper?.stop();
+      feed.close();
       await running.stop();
     },
   };
