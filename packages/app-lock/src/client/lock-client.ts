@@ -49,10 +49,13 @@ const LOCK_CODES = new Set<string>(["SESSION_NOT_FOUND", "SESSION_EXISTS", "SESS
 export class LockClient {
   readonly client: SynodClient;
   readonly clockDrift: number;
+  /** How long one `await-grant` read may wait on the server: well inside one request's time limit. */
+  readonly grantPollMs: number;
 
   constructor(options: LockClientOptions) {
     this.client = new SynodClient(options);
     this.clockDrift = options.clockDrift ?? 0.01;
+    this.grantPollMs = Math.max(1, Math.min(10_000, Math.floor((options.requestTimeoutMs ?? 5_000) / 2)));
   }
 
   /** Opens a session (on whichever replica leads). */
@@ -291,7 +294,7 @@ export class LockSession {
       }
       let state: AwaitGrantResult;
       try {
-        state = await this.owner.awaitGrant(this.id, this.secret, lock, Math.max(1, Math.min(10_000, Math.ceil(left))), options.signal);
+        state = await this.owner.awaitGrant(this.id, this.secret, lock, Math.max(1, Math.min(this.owner.grantPollMs, Math.ceil(left))), options.signal);
       } catch (error) {
         // An abort ends the wait through the cancel above.
         if (aborted(options.signal)) continue;
