@@ -215,7 +215,14 @@ export interface HeldLock {
   readonly name: string;
   /** The fencing token: pass it to whatever the lock guards (`checkToken`, a fenced write). */
   readonly token: number;
+  /**
+   * Aborts as soon as the lock may be lost. Reading it checks the local
+   * deadline against the clock first, so it is right even when timers could
+   * not run (a process paused, an event loop blocked).
+   */
   readonly signal: AbortSignal;
+  /** Whether the lock is still surely held, by the local deadline, now. */
+  readonly held: boolean;
   /** Releases it (voluntarily: any lock-delay does not apply). */
   release(): Promise<void>;
 }
@@ -340,10 +347,20 @@ export class LockSession {
     const controller = new AbortController();
     if (this.remainingMs <= 0) controller.abort(new Error("the session's local deadline passed"));
     this.held.set(lock, controller);
+    const check = () => {
+      if (!controller.signal.aborted && this.remainingMs <= 0) this.deadlinePassed();
+    };
     return {
       name: lock,
       token,
-      signal: controller.signal,
+      get signal() {
+        check();
+        return controller.signal;
+      },
+      get held() {
+        check();
+        return !controller.signal.aborted;
+      },
       release: async () => {
         this.held.get(lock)?.abort(new Error("released"));
         this.held.delete(lock);
