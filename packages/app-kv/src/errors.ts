@@ -30,6 +30,8 @@ export type KvError =
   | { readonly code: "VALUE_TOO_LARGE"; readonly message: string; readonly bytes: number; readonly limit: number }
   | { readonly code: "TOO_MANY_OPS"; readonly message: string; readonly count: number; readonly limit: number }
   | { readonly code: "REQUEST_TOO_LARGE"; readonly message: string; readonly bytes: number; readonly limit: number }
+  /** The write carried a fencing token lower than one already seen for its fence: its lock was lost. */
+  | { readonly code: "FENCED"; readonly message: string; readonly name: string; readonly token: number; readonly highestToken: number }
   /** A transaction branch writes the same key twice (etcd refuses this too: the outcome would depend on op order). */
   | { readonly code: "DUPLICATE_KEY"; readonly message: string; readonly key: string };
 
@@ -87,6 +89,15 @@ export const kvErrors = {
   },
   requestTooLarge(bytes: number, limit: number): KvError {
     return { code: "REQUEST_TOO_LARGE", message: `a request of about ${bytes} bytes exceeds the limit of ${limit}; split it`, bytes, limit };
+  },
+  fenced(name: string, token: number, highestToken: number): KvError {
+    return {
+      code: "FENCED",
+      message: `fencing token ${token} for ${JSON.stringify(name)} is stale: ${highestToken} was seen since; the lock it came from was lost, so nothing was written`,
+      name,
+      token,
+      highestToken,
+    };
   },
   duplicateKey(key: string): KvError {
     return { code: "DUPLICATE_KEY", message: `the transaction writes ${JSON.stringify(key)} more than once; write each key at most once per branch`, key };

@@ -1,6 +1,7 @@
 import { type ApplyContext, type StateMachine, invariant } from "@synod/core";
 import { CompactedError, type KvError, type KvErrorCode, kvErrors } from "./errors.js";
 import { DEFAULT_EVENT_RETENTION, type EventRetention, EventLog } from "./events.js";
+import { FenceTable } from "./fences.js";
 import { evaluateTest } from "./guards.js";
 import { type Hash64, ZERO_HASH, chainHash, hashFields, hashToHex } from "./hash.js";
 import { Journal } from "./journal.js";
@@ -77,6 +78,7 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
   private readonly store = new MvccStore(this.journal);
   private readonly leases = new LeaseTable(this.journal);
   private readonly events = new EventLog(this.journal);
+  private readonly fences = new FenceTable(this.journal);
   private alarm = false;
   /** A running hash over every event applied, in order: the digest's witness of history. */
   private chain: Hash64 = ZERO_HASH;
@@ -163,6 +165,7 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
       keys: this.store.capture(),
       leases: this.leases.list(),
       events: this.events.retained(),
+      fences: this.fences.list(),
     };
     return () => encodeSnapshot(state);
   }
@@ -178,6 +181,7 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
     });
     this.leases.load(state.leases, leased);
     this.events.load(state.events, state.historyStart);
+    this.fences.load(state.fences);
     this.alarm = state.alarm;
     this.chain = state.chain;
   }
@@ -190,7 +194,7 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
   digest(): string {
     const store = this.store;
     const parts = [store.revision, store.compactRevision, store.liveCount, store.liveBytes, this.alarm ? 1 : 0, this.quotaBytes];
-    return `kv1:${parts.join(":")}:${hashToHex(store.liveHash)}:${hashToHex(this.leases.hash)}:${hashToHex(this.chain)}`;
+    return `kv1:${parts.join(":")}:${hashToHex(store.liveHash)}:${hashToHex(this.leases.hash)}:${hashToHex(this.chain)}:${hashToHex(this.fences.hash)}`;
   }
 
   /**
@@ -298,6 +302,10 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
   }
 
   private execute(op: KvOp, context: ApplyContext): KvResult {
+    if ((op.type === "put" || op.type === "delete" || op.type === "delete-range" || op.type === "incr") && op.fence !== undefined) {
+      const { name, token } = op.fence;
+      if (!this.fences.admit(name, token)) return failed(kvErrors.fenced(name, token, this.fences.get(name)));
+    }
     switch (op.type) {
       case "put":
         return this.put(op);

@@ -57,6 +57,16 @@ export interface KeyRange {
 
 // ---------------------------------------------------------------- operations
 
+/**
+ * A fencing token on a write: the write applies only if `token` is at least
+ * the highest token any write named `name` has carried (and then raises it).
+ * Use the token of a lock grant (`@synod/app-lock`) and the lock's name.
+ */
+export interface Fence {
+  readonly name: string;
+  readonly token: number;
+}
+
 export interface PutOp {
   readonly type: "put";
   readonly key: string;
@@ -65,12 +75,16 @@ export interface PutOp {
   readonly lease?: number;
   /** Return the key's previous state. */
   readonly prevKv?: boolean;
+  /** Refused with FENCED when a higher token was seen for this fence. */
+  readonly fence?: Fence;
 }
 
 export interface DeleteOp {
   readonly type: "delete";
   readonly key: string;
   readonly prevKv?: boolean;
+  /** Refused with FENCED when a higher token was seen for this fence. */
+  readonly fence?: Fence;
 }
 
 /** Deletes every key in `[start, end)` (all from `start` when `end` is absent) in one revision. */
@@ -79,6 +93,8 @@ export interface DeleteRangeOp {
   readonly start: string;
   readonly end?: string;
   readonly prevKv?: boolean;
+  /** Refused with FENCED when a higher token was seen for this fence. */
+  readonly fence?: Fence;
 }
 
 export interface GetOp {
@@ -117,6 +133,8 @@ export interface IncrOp {
   /** A decimal integer: a safe-integer number or a string of any length. */
   readonly delta: number | string;
   readonly lease?: number;
+  /** Refused with FENCED when a higher token was seen for this fence. */
+  readonly fence?: Fence;
 }
 
 /**

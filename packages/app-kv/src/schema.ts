@@ -17,9 +17,10 @@ const leaseIdSchema = z.number().int().min(1).max(MAX);
 const leaseRefSchema = z.number().int().min(0).max(MAX);
 const flag = z.boolean().optional();
 
-const putSchema = z.object({ type: z.literal("put"), key: keySchema, value: z.string(), lease: leaseRefSchema.optional(), prevKv: flag });
-const deleteSchema = z.object({ type: z.literal("delete"), key: keySchema, prevKv: flag });
-const deleteRangeSchema = z.object({ type: z.literal("delete-range"), start: boundSchema, end: boundSchema.optional(), prevKv: flag });
+const fenceSchema = z.object({ name: z.string().min(1).max(1024), token: z.number().int().nonnegative().max(MAX) }).optional();
+const putSchema = z.object({ type: z.literal("put"), key: keySchema, value: z.string(), lease: leaseRefSchema.optional(), prevKv: flag, fence: fenceSchema });
+const deleteSchema = z.object({ type: z.literal("delete"), key: keySchema, prevKv: flag, fence: fenceSchema });
+const deleteRangeSchema = z.object({ type: z.literal("delete-range"), start: boundSchema, end: boundSchema.optional(), prevKv: flag, fence: fenceSchema });
 const getSchema = z.object({ type: z.literal("get"), key: keySchema, revision: revisionSchema.optional() });
 const rangeSchema = z.object({
   type: z.literal("range"),
@@ -32,7 +33,7 @@ const rangeSchema = z.object({
 });
 /** A decimal integer: a safe-integer number, or a string of digits with an optional sign. */
 export const deltaSchema = z.union([z.number().int().min(-MAX).max(MAX), z.string().regex(/^[+-]?\d{1,4096}$/)]);
-const incrSchema = z.object({ type: z.literal("incr"), key: keySchema, delta: deltaSchema, lease: leaseRefSchema.optional() });
+const incrSchema = z.object({ type: z.literal("incr"), key: keySchema, delta: deltaSchema, lease: leaseRefSchema.optional(), fence: fenceSchema });
 
 export const txnOpSchema = z.discriminatedUnion("type", [putSchema, deleteSchema, deleteRangeSchema, getSchema, rangeSchema, incrSchema]);
 

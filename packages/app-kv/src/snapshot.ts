@@ -30,6 +30,8 @@ export interface KvSnapshotState {
   readonly chain: Hash64;
   readonly keys: OrderedMap<KeyNode>;
   readonly leases: readonly LeaseInfo[];
+  /** Fencing: the highest token seen per fence name, ordered by name. */
+  readonly fences: readonly (readonly [string, number])[];
   readonly events: readonly KvEvent[];
 }
 
@@ -49,6 +51,8 @@ const snapshotSchema = z.object({
   chain: z.tuple([u32, u32]),
   keys: z.array(z.tuple([keySchema, z.array(z.union([tombstoneSchema, liveSchema])).min(1)])),
   leases: z.array(z.tuple([revisionSchema.min(1), revisionSchema.min(1), z.number().finite()])),
+  // Absent in snapshots from before fencing.
+  fences: z.array(z.tuple([z.string().min(1), revisionSchema])).default([]),
   events: z.array(eventSchema),
 });
 type SnapshotJson = z.infer<typeof snapshotSchema>;
@@ -73,6 +77,7 @@ export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
     chain: [state.chain.high, state.chain.low],
     keys,
     leases: state.leases.map((lease) => [lease.id, lease.ttlMs, lease.expiresAt]),
+    fences: state.fences.map(([name, token]) => [name, token]),
     events: state.events.map((event) => ({ ...event })),
   };
   return encodeUtf8(JSON.stringify(json));
@@ -113,6 +118,7 @@ export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
     keys,
     leases,
     events: json.events as KvEvent[],
+    fences: json.fences,
   };
 }
 

@@ -8,3 +8,4 @@ export { hashSecret, lockClientHandler, toLockOp, wireOpSchema, wireQuerySchema,
 export { SessionKeeper, type KeeperOptions, type LockNode } from "./service/keeper.js";
 export { startLockServer, type RunningLockServer } from "./service/serve.js";
 export { LockEventFeed, lockWatchSchema, type LockEventBatch, type LockWatchQuery } from "./service/event-feed.js";
+export { FenceGuard } from "./fence-guard.js";

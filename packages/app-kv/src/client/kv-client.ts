@@ -3,6 +3,7 @@ import { ClientError, SynodClient, type SynodClientOptions } from "@synod/transp
 import { type KvError, type KvErrorCode, KvOperationError, toException } from "../errors.js";
 import {
   type DeleteResult,
+  type Fence,
   type GetResult,
   type KeyRange,
   type KeyValue,
@@ -166,13 +167,21 @@ export class KvClient {
 
   // ------------------------------------------------------------ writes
 
-  async put(key: string, value: string, options: KvCallOptions & { readonly lease?: number; readonly prevKv?: boolean } = {}): Promise<PutResult> {
-    const op: KvOp = { type: "put", key: this.ns.key(key), value, ...(options.lease === undefined ? {} : { lease: options.lease }), ...(options.prevKv === true ? { prevKv: true } : {}) };
+  /** Writes a key. With `fence` (a lock's name and grant token), it is refused with `FENCED` if a higher token was seen for that lock. */
+  async put(key: string, value: string, options: KvCallOptions & { readonly lease?: number; readonly prevKv?: boolean; readonly fence?: Fence } = {}): Promise<PutResult> {
+    const op: KvOp = {
+      type: "put",
+      key: this.ns.key(key),
+      value,
+      ...(options.lease === undefined ? {} : { lease: options.lease }),
+      ...(options.prevKv === true ? { prevKv: true } : {}),
+      ...(options.fence === undefined ? {} : { fence: options.fence }),
+    };
     return this.ns.result(await this.write(op, options)) as PutResult;
   }
 
-  async delete(key: string, options: KvCallOptions & { readonly prevKv?: boolean } = {}): Promise<DeleteResult> {
-    const op: KvOp = { type: "delete", key: this.ns.key(key), ...(options.prevKv === true ? { prevKv: true } : {}) };
+  async delete(key: string, options: KvCallOptions & { readonly prevKv?: boolean; readonly fence?: Fence } = {}): Promise<DeleteResult> {
+    const op: KvOp = { type: "delete", key: this.ns.key(key), ...(options.prevKv === true ? { prevKv: true } : {}), ...(options.fence === undefined ? {} : { fence: options.fence }) };
     return this.ns.result(await this.write(op, options)) as DeleteResult;
   }
 
