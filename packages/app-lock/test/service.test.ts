@@ -196,3 +196,30 @@ describe("watches and elections", () => {
     await second.close();
   });
 });
+
+describe("metrics", () => {
+  it("serves Prometheus text on GET /metrics: replica, lock and session figures that move with use", async () => {
+    const scrape = async () => {
+      const url = leader().config.members.find((member) => member.id === leader().config.id)?.url.replace("ws://", "http://") as string;
+      const response = await fetch(`${url}/metrics`);
+      expect(response.headers.get("content-type")).toContain("text/plain");
+      return response.text();
+    };
+    const valueOf = (text: string, line: string) => Number(text.split("\n").find((candidate) => candidate.startsWith(`${line} `))?.split(" ").at(-1) ?? Number.NaN);
+    const before = await scrape();
+    expect(before).toContain("# TYPE synod_lock_acquires_total counter");
+    expect(valueOf(before, "synod_is_leader")).toBe(1);
+    const locks = client();
+    const session = await locks.session({ ttlMs: 2_000 });
+    const held = await session.acquire("metrics/L");
+    await expect(session.acquire("metrics/L", { wait: false })).rejects.toBeDefined();
+    await held.release();
+    await locks.checkToken("metrics/L", held.token);
+    const after = await scrape();
+    expect(valueOf(after, 'synod_lock_acquires_total{result="granted"}')).toBeGreaterThanOrEqual(1);
+    expect(valueOf(after, "synod_lock_fencing_rejections_total")).toBeGreaterThanOrEqual(1);
+    expect(valueOf(after, "synod_lock_hold_seconds_count")).toBeGreaterThan(valueOf(before, "synod_lock_hold_seconds_count"));
+    expect(valueOf(after, "synod_lock_sessions")).toBeGreaterThanOrEqual(1);
+    await session.close();
+  });
+});

@@ -1,3 +1,4 @@
 export { ConfigError, isLoopback, parseServerConfig, serverConfigSchema, type ServerConfig, type ServerConfigInput } from "./config.js";
 export { LogTimeEstimator } from "./log-time.js";
 export { startServer, stopOnSignals, type RunningServer } from "./runtime.js";
+export { Counter, Gauge, Histogram, LATENCY_BUCKETS, MetricsRegistry } from "./metrics.js";

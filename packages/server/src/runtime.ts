@@ -3,6 +3,7 @@ import { type StateMachine, SynodNode } from "@synod/core";
 import { FileStorage } from "@synod/storage-fs";
 import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
 import { type ServerConfig, parseServerConfig } from "./config.js";
+import { MetricsRegistry } from "./metrics.js";
 
 /** A running replica: the Paxos node, its listener, transport and storage. */
 export interface RunningServer<Op, Test, Result, Query, QueryResult> {
@@ -14,6 +15,8 @@ export interface RunningServer<Op, Test, Result, Query, QueryResult> {
   readonly logger: Logger;
   /** The port actually bound (differs from the config when it asked for 0). */
   readonly port: number;
+  /** Served as Prometheus text on `GET /metrics`; applications add their own. */
+  readonly metrics: MetricsRegistry;
   /** Stops accepting, fails what is pending, lets in-flight writes finish, closes sockets and files. */
   stop(): Promise<void>;
 }
@@ -33,7 +36,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
      * one). An application puts its own in front to validate requests at the
      * boundary and to serve streams.
      */
-    clients?: (node: SynodNode<Op, Test, Result, Query, QueryResult>, endpointOf: (id: string) => string | undefined) => ClientHandler;
+    clients?: (node: SynodNode<Op, Test, Result, Query, QueryResult>, endpointOf: (id: string) => string | undefined, metrics: MetricsRegistry) => ClientHandler;
   } = {},
 ): Promise<RunningServer<Op, Test, Result, Query, QueryResult>> {
   const config = parseServerConfig(input);
@@ -82,7 +85,12 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
-  const clients = options.clients?.(node, endpointOf) ?? nodeClientHandler(node as unknown as SynodNode, endpointOf);
+  const metrics = new MetricsRegistry();
+  const leaderChanges = metrics.counter("synod_leader_changes_total", "Times this replica saw the leader change.");
+  metrics.gauge("synod_is_leader", "1 while this replica leads.", () => (node.status().role === "leader" ? 1 : 0));
+  metrics.gauge("synod_applied_slot", "The last log slot applied here.", () => node.status().appliedThrough);
+  metrics.gauge("synod_log_last_slot", "The last log slot this replica holds.", () => node.status().lastSlot);
+  const clients = options.clients?.(node, endpointOf, metrics) ?? nodeClientHandler(node as unknown as SynodNode, endpointOf);
   const server = new SynodServer({
     self: config.id,
     clusterId: config.clusterId,
@@ -95,9 +103,13 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     logger,
     onPeerMessage: (message) => transport.deliver(message),
     clients,
+    httpRoutes: { "/metrics": () => ({ contentType: "text/plain; version=0.0.4", body: metrics.render() }) },
   });
   const port = await server.listen();
-  node.on("leader", (leader) => logger.info("leader changed", { leader: leader ?? null }));
+  node.on("leader", (leader) => {
+    leaderChanges.inc();
+    logger.info("leader changed", { leader: leader ?? null });
+  });
   node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
   await node.start();
   logger.info("replica started", {
@@ -117,6 +129,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     storage,
     logger,
     port,
+    metrics,
     stop: () => {
       stopping ??= (async () => {
         logger.info("stopping");

@@ -34,6 +34,11 @@ export interface SynodServerOptions {
   readonly onPeerMessage: (message: Message) => void;
   /** Answers client requests; without it `/client` is refused. */
   readonly clients?: ClientHandler;
+  /**
+   * Plain HTTP GET routes on the same port (such as `/metrics`). They need
+   * a client token when tokens are configured.
+   */
+  readonly httpRoutes?: Readonly<Record<string, () => { readonly contentType: string; readonly body: string }>>;
 }
 
 export interface ServerStatistics {
@@ -76,7 +81,21 @@ export class SynodServer {
 
   constructor(private readonly options: SynodServerOptions) {
     this.peers = new Set(options.peers.filter((peer) => peer !== options.self));
-    const reject = (_request: IncomingMessage, response: import("node:http").ServerResponse) => {
+    const reject = (request: IncomingMessage, response: import("node:http").ServerResponse) => {
+      const route = options.httpRoutes?.[(request.url ?? "").split("?")[0] ?? ""];
+      if (route !== undefined && request.method === "GET") {
+        if (!this.clientAuthorized(request)) {
+          response.writeHead(401, { "content-type": "text/plain" }).end("a client token is required (Authorization: Bearer ...)\n");
+          return;
+        }
+        try {
+          const { contentType, body } = route();
+          response.writeHead(200, { "content-type": contentType }).end(body);
+        } catch (error) {
+          response.writeHead(500, { "content-type": "text/plain" }).end(`${(error as Error).message}\n`);
+        }
+        return;
+      }
       response.writeHead(426, { "content-type": "text/plain" }).end("Synod speaks WebSocket on /peer and /client\n");
     };
     this.http =

@@ -68,9 +68,21 @@ export async function startKvServer(input: unknown, options: { logger?: Logger }
   const limits = { maxKeyBytes: kv.maxKeyBytes, maxValueBytes: kv.maxValueBytes, maxTxnOps: kv.maxTxnOps, maxRequestBytes: kv.maxRequestBytes };
   const running = await startServer(input, machine, {
     ...options,
-    clients: (node, endpointOf) => {
+    clients: (node, endpointOf, registry) => {
       node.on("applied", () => watches.onApplied());
-      return kvClientHandler(node, machine, watches, endpointOf, { limits, lagWaitMs: kv.lagWaitMs });
+      registry.gauge("synod_kv_revision", "The store's revision on this replica.", () => machine.revision);
+      registry.gauge("synod_kv_keys", "Live keys.", () => machine.status().keyCount);
+      registry.gauge("synod_kv_watches", "Watches served by this replica.", () => watches.size);
+      const fenced = registry.counter("synod_kv_fencing_rejections_total", "Writes refused for a stale fencing token.");
+      const handler = kvClientHandler(node, machine, watches, endpointOf, { limits, lagWaitMs: kv.lagWaitMs });
+      return {
+        ...handler,
+        handle: async (body) => {
+          const reply = await handler.handle(body);
+          if (reply.ok && body.kind === "command" && containsFenced(reply.result)) fenced.inc();
+          return reply;
+        },
+      };
     },
   });
   const housekeeper = new Housekeeper(running.node as KvNode, machine, running.logger, { retainRevisions: kv.retainRevisions });
@@ -100,6 +112,14 @@ export async function startKvServer(input: unknown, options: { logger?: Logger }
       await running.stop();
     },
   };
+}
+
+/** Whether a command's result (an op's, or a transaction's) is a FENCED refusal. */
+function containsFenced(result: unknown): boolean {
+  const single = result as { type?: unknown; error?: { code?: unknown } } | null;
+  if (single?.type === "error") return single.error?.code === "FENCED";
+  const multi = result as { results?: readonly { type?: unknown; error?: { code?: unknown } }[] } | null;
+  return multi?.results?.some((item) => item.type === "error" && item.error?.code === "FENCED") ?? false;
 }
 
 export function parseKvOptions(input: unknown): KvOptions {

@@ -8,6 +8,7 @@ import type { LockOp } from "../ops.js";
 import { MAX_LOCK_DELAY_MS, MAX_NAME_LENGTH, MAX_PERMITS, lockQuerySchema } from "../schema.js";
 import { type LockEventFeed, lockWatchSchema } from "./event-feed.js";
 import type { LockNode, SessionKeeper } from "./keeper.js";
+import type { LockMetrics } from "./metrics.js";
 
 /** A session's secret as clients hold it: the log keeps only its SHA-256. */
 export function hashSecret(secret: string): string {
@@ -77,7 +78,14 @@ export function toLockOp(op: WireLockOp): LockOp {
  * (see `SessionKeeper`), and serves `await-grant`: a blocked acquirer waits
  * there (on any replica) for its turn, its session's end, or a timeout.
  */
-export function lockClientHandler(node: LockNode, machine: LockMachine, keeper: SessionKeeper, feed: LockEventFeed, endpointOf: (id: string) => string | undefined): ClientHandler {
+export function lockClientHandler(
+  node: LockNode,
+  machine: LockMachine,
+  keeper: SessionKeeper,
+  feed: LockEventFeed,
+  endpointOf: (id: string) => string | undefined,
+  metrics?: LockMetrics,
+): ClientHandler {
   const generic = nodeClientHandler(node as unknown as SynodNode, endpointOf);
 
   const grantState = (session: string, lock: string): AwaitGrantResult => {
@@ -124,7 +132,9 @@ export function lockClientHandler(node: LockNode, machine: LockMachine, keeper: 
           if (!parsed.success) return refuse(lockErrors.invalidRequest(z.prettifyError(parsed.error).slice(0, 2_000)));
           const op = toLockOp(parsed.data);
           const logged: CommandBody = { type: "op", op };
-          return generic.handle({ kind: "command", command: { ...command, body: logged } });
+          const reply = await generic.handle({ kind: "command", command: { ...command, body: logged } });
+          if (op.type === "acquire") metrics?.acquire(reply.ok ? String((reply.result as { type?: unknown } | null)?.type ?? "unknown") : "error");
+          return reply;
         }
         case "read":
         case "read-local": {
@@ -146,7 +156,12 @@ export function lockClientHandler(node: LockNode, machine: LockMachine, keeper: 
             // A local read answers as the generic handler's do: the value and the slot it reflects.
             return { ok: true, result: body.kind === "read-local" ? { value: state, appliedThrough: node.status().appliedThrough } : state };
           }
-          return generic.handle({ kind: body.kind, query });
+          const reply = await generic.handle({ kind: body.kind, query });
+          if (query.type === "check-token" && reply.ok) {
+            const result = (body.kind === "read-local" ? (reply.result as { value?: unknown }).value : reply.result) as { valid?: unknown };
+            metrics?.tokenChecked(result?.valid === true);
+          }
+          return reply;
         }
         case "status":
           return generic.handle(body);

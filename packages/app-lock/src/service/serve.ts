@@ -5,6 +5,7 @@ import type { LockOp, LockQueryOp, LockQueryResult, LockResult } from "../ops.js
 import { LockEventFeed } from "./event-feed.js";
 import { lockClientHandler } from "./handler.js";
 import { type LockNode, SessionKeeper } from "./keeper.js";
+import { lockMetrics } from "./metrics.js";
 
 export interface RunningLockServer extends RunningServer<LockOp, never, LockResult, LockQueryOp, LockQueryResult> {
   readonly machine: LockMachine;
@@ -28,11 +29,15 @@ export async function startLockServer(input: unknown, options: { logger?: Logger
   let logger: Logger | undefined = options.logger;
   const running = await startServer(input, machine, {
     ...options,
-    clients: (node, endpointOf) => {
+    clients: (node, endpointOf, registry) => {
+      const metrics = lockMetrics(registry, machine);
       const log = { warn: (message: string, fields?: Record<string, unknown>) => logger?.warn(message, fields) };
       keeper = new SessionKeeper(node as LockNode, machine, log, { renewEveryMs: Math.max(20, Math.floor(minSessionTtlMs / 6)) });
-      node.on("applied", () => feed.onApplied());
-      return lockClientHandler(node as LockNode, machine, keeper, feed, endpointOf);
+      node.on("applied", () => {
+        feed.onApplied();
+        metrics.onApplied();
+      });
+      return lockClientHandler(node as LockNode, machine, keeper, feed, endpointOf, metrics);
     },
   });
   logger = running.logger;
