@@ -274,17 +274,25 @@ export class LockSession {
     options.signal?.throwIfAborted();
     const wait = options.wait ?? true;
     const base = { session: this.id, secret: this.secret, lock };
-    const result = await this.owner.command(
-      {
-        type: "acquire",
-        ...base,
-        mode: options.mode ?? "exclusive",
-        wait,
-        ...(options.limit === undefined ? {} : { limit: options.limit }),
-        ...(options.lockDelayMs === undefined ? {} : { lockDelayMs: options.lockDelayMs }),
-      },
-      options.signal,
-    );
+    let result: LockResult;
+    try {
+      result = await this.owner.command(
+        {
+          type: "acquire",
+          ...base,
+          mode: options.mode ?? "exclusive",
+          wait,
+          ...(options.limit === undefined ? {} : { limit: options.limit }),
+          ...(options.lockDelayMs === undefined ? {} : { lockDelayMs: options.lockDelayMs }),
+        },
+        options.signal,
+      );
+    } catch (error) {
+      // Refused for sure: nothing to undo. Otherwise (no answer, aborted) the acquire may have queued or
+      // even been granted while the caller is told it failed: withdraw it, so no grant goes unclaimed.
+      if (!(error instanceof LockOperationError)) void this.abandon(lock);
+      throw error;
+    }
     if (result.type === "granted") return this.hold(lock, result.token);
     if (result.type === "busy") throw new LockWaitError("LOCK_BUSY", `${lock} is taken`);
     if (result.type !== "queued") throw new LockWaitError("UNEXPECTED", `unexpected answer ${result.type}`);
@@ -305,6 +313,7 @@ export class LockSession {
       } catch (error) {
         // An abort ends the wait through the cancel above.
         if (aborted(options.signal)) continue;
+        void this.abandon(lock);
         throw error;
       }
       if (state.type === "granted") return this.hold(lock, state.token);
@@ -314,6 +323,14 @@ export class LockSession {
       }
       if (state.type === "not-waiting") throw new LockWaitError("LOCK_WAIT_ENDED", `the wait for ${lock} ended without a grant (cancelled)`);
     }
+  }
+
+  /** Best effort: withdraws a wait (or releases a grant) the caller no longer expects. */
+  private async abandon(lock: string): Promise<void> {
+    const base = { session: this.id, secret: this.secret, lock };
+    await this.owner.command({ type: "cancel", ...base }).catch(() => undefined);
+    const state = await this.owner.awaitGrant(this.id, this.secret, lock, 1).catch(() => undefined);
+    if (state?.type === "granted") await this.owner.command({ type: "release", ...base }).catch(() => undefined);
   }
 
   /** Closes the session: its locks are released and its waits withdrawn. */
