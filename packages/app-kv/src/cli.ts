@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError, stopOnSignals } from "@synod/server";
+import { ConfigError, SERVE_FLAGS, UsageError, configFromServeFlags, integerFlag, stopOnSignals } from "@synod/server";
 import { ClientError } from "@synod/transport-ws";
 import { KvClient } from "./client/kv-client.js";
 import { KvOperationError } from "./errors.js";
@@ -34,21 +34,9 @@ Talk to a cluster (endpoints: --endpoints URL,... or SYNOD_ENDPOINTS; default ws
 Exit status: 0 done, 1 the cluster refused or failed the request (the error's code is printed), 2 bad usage.
 `;
 
-/** A usage mistake: printed with a hint, exit 2. */
-class UsageError extends Error {}
-
 const options = {
   help: { type: "boolean", short: "h" },
-  config: { type: "string" },
-  id: { type: "string" },
-  members: { type: "string" },
-  "data-dir": { type: "string" },
-  listen: { type: "string" },
-  "cluster-id": { type: "string" },
-  secret: { type: "string" },
-  rejoin: { type: "boolean" },
-  "tick-ms": { type: "string" },
-  "log-level": { type: "string" },
+  ...SERVE_FLAGS,
   "quota-bytes": { type: "string" },
   "max-value-bytes": { type: "string" },
   "retain-revisions": { type: "string" },
@@ -79,10 +67,7 @@ function parse(argv: string[]) {
 }
 
 function integer(flags: Flags, name: keyof Flags): number | undefined {
-  const text = flags[name];
-  if (text === undefined) return undefined;
-  if (typeof text !== "string" || !/^\d+$/.test(text)) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(text)}`);
-  return Number(text);
+  return integerFlag(name, flags[name]);
 }
 
 function need(positionals: string[], index: number, what: string): string {
@@ -92,30 +77,8 @@ function need(positionals: string[], index: number, what: string): string {
 }
 
 async function serve(flags: Flags): Promise<void> {
-  const file: Record<string, unknown> = flags.config === undefined ? {} : JSON.parse(readFileSync(flags.config, "utf8"));
-  const config: Record<string, unknown> = { ...file };
-  if (flags.id !== undefined) config.id = flags.id;
-  if (flags.members !== undefined) {
-    config.members = flags.members.split(",").map((entry) => {
-      const at = entry.indexOf("=");
-      if (at <= 0) throw new UsageError(`--members takes ID=URL,..., not ${JSON.stringify(entry)}`);
-      return { id: entry.slice(0, at), url: entry.slice(at + 1) };
-    });
-  }
-  if (flags["data-dir"] !== undefined) config.dataDir = flags["data-dir"];
-  if (flags.listen !== undefined) {
-    const match = /^(.+):(\d+)$/.exec(flags.listen);
-    if (match === null) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(flags.listen)}`);
-    config.listen = { host: match[1], port: Number(match[2]) };
-  }
-  if (flags["cluster-id"] !== undefined) config.clusterId = flags["cluster-id"];
-  const secret = flags.secret ?? process.env.SYNOD_SECRET;
-  if (secret !== undefined) config.secret = secret;
-  if (flags.rejoin === true) config.rejoin = true;
-  const tickMs = integer(flags, "tick-ms");
-  if (tickMs !== undefined) config.tickMs = tickMs;
-  if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];
-  const kv: Record<string, unknown> = { ...(file.kv as Record<string, unknown> | undefined) };
+  const config = configFromServeFlags(flags);
+  const kv: Record<string, unknown> = { ...(config.kv as Record<string, unknown> | undefined) };
   for (const [flag, field] of [
     ["quota-bytes", "quotaBytes"],
     ["max-value-bytes", "maxValueBytes"],

@@ -1,0 +1,81 @@
+import { readFileSync } from "node:fs";
+
+/** A command-line mistake: the CLIs print it with a hint and exit 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** The `serve` flags every Synod server CLI takes (for `node:util` `parseArgs`). */
+export const SERVE_FLAGS = {
+  config: { type: "string" },
+  id: { type: "string" },
+  members: { type: "string" },
+  "data-dir": { type: "string" },
+  listen: { type: "string" },
+  "cluster-id": { type: "string" },
+  secret: { type: "string" },
+  rejoin: { type: "boolean" },
+  "tick-ms": { type: "string" },
+  "log-level": { type: "string" },
+} as const;
+
+/** What `parseArgs` gives for `SERVE_FLAGS` (and possibly more). */
+export interface ServeFlagValues {
+  readonly config?: string | undefined;
+  readonly id?: string | undefined;
+  readonly members?: string | undefined;
+  readonly "data-dir"?: string | undefined;
+  readonly listen?: string | undefined;
+  readonly "cluster-id"?: string | undefined;
+  readonly secret?: string | undefined;
+  readonly rejoin?: boolean | undefined;
+  readonly "tick-ms"?: string | undefined;
+  readonly "log-level"?: string | undefined;
+}
+
+/** A non-negative integer flag, or a `UsageError` naming it. */
+export function integerFlag(name: string, text: string | boolean | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || !/^\d+$/.test(text)) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/**
+ * Builds a server configuration from `--config FILE` (JSON) and the flags,
+ * flags winning; `SYNOD_SECRET` stands in for `--secret`. Validation is the
+ * server's (`parseServerConfig` lists every bad field); this only reports
+ * flags it cannot read.
+ */
+export function configFromServeFlags(flags: ServeFlagValues): Record<string, unknown> {
+  let file: Record<string, unknown> = {};
+  if (flags.config !== undefined) {
+    try {
+      file = JSON.parse(readFileSync(flags.config, "utf8"));
+    } catch (error) {
+      throw new UsageError(`cannot read the configuration ${flags.config}: ${(error as Error).message}`);
+    }
+  }
+  const config: Record<string, unknown> = { ...file };
+  if (flags.id !== undefined) config.id = flags.id;
+  if (flags.members !== undefined) {
+    config.members = flags.members.split(",").map((entry) => {
+      const at = entry.indexOf("=");
+      if (at <= 0) throw new UsageError(`--members takes ID=URL,..., not ${JSON.stringify(entry)}`);
+      return { id: entry.slice(0, at), url: entry.slice(at + 1) };
+    });
+  }
+  if (flags["data-dir"] !== undefined) config.dataDir = flags["data-dir"];
+  if (flags.listen !== undefined) {
+    const match = /^(.+):(\d+)$/.exec(flags.listen);
+    if (match === null) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(flags.listen)}`);
+    config.listen = { host: match[1], port: Number(match[2]) };
+  }
+  if (flags["cluster-id"] !== undefined) config.clusterId = flags["cluster-id"];
+  const secret = flags.secret ?? process.env.SYNOD_SECRET;
+  if (secret !== undefined) config.secret = secret;
+  if (flags.rejoin === true) config.rejoin = true;
+  const tickMs = integerFlag("tick-ms", flags["tick-ms"]);
+  if (tickMs !== undefined) config.tickMs = tickMs;
+  if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];
+  return config;
+}
