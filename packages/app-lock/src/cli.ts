@@ -194,9 +194,14 @@ async function lockAndRun(client: LockClient, name: string, command: string[], f
     });
     child.once("exit", (exitCode, signal) => resolve(exitCode ?? 128 + signalNumber(signal)));
   });
-  // Release only a lock still ours; a lost one is someone else's now.
-  if (!held.signal.aborted) await held.release().catch(() => undefined);
-  await session.close().catch(() => undefined);
+  // Release only a lock still ours; a lost one is someone else's now. Cut off from the cluster,
+  // do not wait long for it: the session expires on its own.
+  const lost = held.signal.aborted;
+  const cleanUp = (async () => {
+    if (!lost) await held.release().catch(() => undefined);
+    await session.close().catch(() => undefined);
+  })();
+  await (lost ? Promise.race([cleanUp, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]) : cleanUp);
   return code;
 }
 

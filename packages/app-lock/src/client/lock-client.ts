@@ -147,10 +147,8 @@ export class LockClient {
 
   /** @internal */
   async awaitGrant(id: string, secret: string, lock: string, timeoutMs: number, signal?: AbortSignal): Promise<AwaitGrantResult> {
-    const answer = await this.call(() =>
-      this.client.readLocal<AwaitGrantResult>({ type: "await-grant", session: id, secret, lock, timeoutMs }, signal === undefined ? {} : { signal }),
-    );
-    return answer.value;
+    // Linearizable: served by the leader, which confirms it is up to date before any answer but a grant.
+    return this.call(() => this.client.read<AwaitGrantResult>({ type: "await-grant", session: id, secret, lock, timeoutMs }, signal === undefined ? {} : { signal }));
   }
 
   private async query(query: Record<string, unknown>): Promise<LockQueryResult> {

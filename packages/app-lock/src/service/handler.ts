@@ -150,9 +150,20 @@ export function lockClientHandler(
             return { ok: false, error: { code, message, ...(hint === undefined ? {} : { leaderHint: hint }), ...(leaderUrl === undefined ? {} : { leaderUrl }) } };
           }
           if (query.type === "await-grant") {
+            // A linearizable wait: the leader confirms it is up to date (read index) before the first look
+            // and before any answer other than a grant (a grant seen in the applied state is always real).
+            // A lagging replica must never say "session gone" or "not waiting" for a wait that is alive.
+            const barrier = () => (body.kind === "read" ? generic.handle({ kind: "read", query: { type: "session", id: query.session } }) : undefined);
+            const first = await barrier();
+            if (first !== undefined && !first.ok) return first;
             const session = machine.session(query.session);
             if (session !== undefined && session.secretHash !== hashSecret(query.secret)) return refuse(lockErrors.sessionAuthFailed(query.session));
-            const state = await awaitGrant(query.session, query.lock, query.timeoutMs);
+            let state = await awaitGrant(query.session, query.lock, query.timeoutMs);
+            if (state.type === "session-gone" || state.type === "not-waiting") {
+              const confirm = await barrier();
+              if (confirm !== undefined && !confirm.ok) return confirm;
+              state = grantState(query.session, query.lock);
+            }
             // A local read answers as the generic handler's do: the value and the slot it reflects.
             return { ok: true, result: body.kind === "read-local" ? { value: state, appliedThrough: node.status().appliedThrough } : state };
           }

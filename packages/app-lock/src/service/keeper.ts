@@ -27,7 +27,9 @@ export type KeepaliveAnswer =
  *
  * A new leader starts from the deadlines in the log: a session that stopped
  * keeping alive expires at most its remaining TTL (plus the election's
- * length, during which log time stands still) after the last renewal.
+ * length, during which log time stands still) after the last renewal. So
+ * that log time stands still only that long, the leader writes a `tick`
+ * whenever the log has been idle for a renewal period while sessions live.
  */
 export class SessionKeeper {
   private readonly clock: LogTimeEstimator;
@@ -35,6 +37,8 @@ export class SessionKeeper {
   private readonly renewEveryMs: number;
   private noted = new Set<string>();
   private lastRenewAt = 0;
+  private lastLogTime = -1;
+  private lastLogAdvanceAt = 0;
   private inFlight = false;
 
   constructor(
@@ -68,8 +72,12 @@ export class SessionKeeper {
 
   private run(): void {
     const logTime = this.clock.estimate();
-    if (this.inFlight || this.node.status().role !== "leader") return;
     const now = performance.now();
+    if (this.node.logTime !== this.lastLogTime) {
+      this.lastLogTime = this.node.logTime;
+      this.lastLogAdvanceAt = now;
+    }
+    if (this.inFlight || this.node.status().role !== "leader") return;
     if (this.noted.size > 0 && now - this.lastRenewAt >= this.renewEveryMs) {
       this.lastRenewAt = now;
       const ids = [...this.noted].sort();
@@ -78,7 +86,13 @@ export class SessionKeeper {
     }
     const deadline = this.machine.nextDeadline;
     const delayEnd = this.machine.nextDelayEnd;
-    if ((deadline !== undefined && deadline <= logTime) || (delayEnd !== undefined && delayEnd <= logTime)) this.propose({ type: "tick" });
+    if ((deadline !== undefined && deadline <= logTime) || (delayEnd !== undefined && delayEnd <= logTime)) return this.propose({ type: "tick" });
+    // A new leader's log clock starts from the last entry's time: while sessions live, keep the log's
+    // time fresh, so that a failover extends them by the election's length, not by the idle time before it.
+    if (deadline !== undefined && now - this.lastLogAdvanceAt >= this.renewEveryMs) {
+      this.lastLogAdvanceAt = now;
+      this.propose({ type: "tick" });
+    }
   }
 
   private propose(op: LockOp): void {
