@@ -7,28 +7,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleScript } from "@synod/testkit/processes";
+import { bundleScript, sleep, until } from "@synod/testkit/processes";
 import type { KvEvent, KvWatch, WatchBatch } from "../src/index.js";
 import { bundleCli, type KvCluster, type Replica } from "./cluster.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` every `intervalMs` until it returns true, or throws naming `what` (and the last error `check` threw). */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? "" : ` (last error: ${String(lastError)})`}`);
-    await sleep(intervalMs);
-  }
-}
+export { sleep, until };
 
 /** The live replicas, split into the one every live replica agrees leads and the rest. */
 export async function roles(cluster: KvCluster): Promise<{ leader: Replica; followers: Replica[] }> {

@@ -9,12 +9,10 @@
  * message, not as vitest's timeout.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { type Server, type Socket, connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleScript, freePorts } from "@synod/testkit/processes";
+import { ServeCluster, type ServeReplica, type ServeReplicaStatus, bundleScript, sleep, until, within } from "@synod/testkit/processes";
 import { LockClient, type LockClientOptions } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,40 +24,9 @@ export function bundleCli(): Promise<string> {
   return bundled;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep, until, within };
 
-/** Polls `check` every `intervalMs` until it returns true, or throws naming `what` (and the last error `check` threw). */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? "" : ` (last error: ${String(lastError)})`}`);
-    await sleep(intervalMs);
-  }
-}
-
-/** Settles `promise` within `timeoutMs` or rejects naming `what`. */
-export function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-export interface Replica {
-  readonly id: string;
-  readonly url: string;
-  child: ChildProcess | undefined;
-  exited: Promise<void>;
-  /** Everything the process wrote to stderr (JSON logs), across restarts. */
-  readonly logs: string[];
-}
+export type Replica = ServeReplica;
 
 export interface LockClusterOptions {
   readonly size?: number;
@@ -69,49 +36,21 @@ export interface LockClusterOptions {
   readonly flags?: readonly string[];
 }
 
-/** The part of a replica's status the harness reads. */
-interface ReplicaStatus {
-  readonly id?: string;
-  readonly role: string;
-  readonly leader?: string;
-}
-
-export class LockCluster {
-  readonly replicas: Replica[] = [];
+/** A 3-process lock-service cluster (`ServeCluster` running `synod-lock serve`) with lock clients. */
+export class LockCluster extends ServeCluster {
   /** Every client `client()` made, closed with the cluster. */
   private readonly clients: LockClient[] = [];
-  private readonly directory = mkdtempSync(join(tmpdir(), "synod-lock-cluster-"));
-  private script = "";
-  private members = "";
-
-  private constructor(private readonly options: LockClusterOptions) {}
 
   static async start(options: LockClusterOptions = {}): Promise<LockCluster> {
-    const cluster = new LockCluster(options);
-    cluster.script = await bundleCli();
-    const ports = await freePorts(options.size ?? 3);
-    ports.forEach((port, index) => {
-      cluster.replicas.push({ id: `n${index + 1}`, url: `ws://127.0.0.1:${port}`, child: undefined, exited: Promise.resolve(), logs: [] });
-    });
-    cluster.members = cluster.replicas.map((replica) => `${replica.id}=${replica.url}`).join(",");
+    const cluster = new LockCluster({ ...options, script: await bundleCli() });
     try {
-      await Promise.all(cluster.replicas.map((replica) => cluster.launch(replica, false)));
+      await cluster.launchAll();
       await cluster.waitForLeader();
     } catch (error) {
       await cluster.close();
       throw error;
     }
     return cluster;
-  }
-
-  get urls(): string[] {
-    return this.replicas.map((replica) => replica.url);
-  }
-
-  replica(id: string): Replica {
-    const found = this.replicas.find((replica) => replica.id === id);
-    if (found === undefined) throw new Error(`no replica ${id}`);
-    return found;
   }
 
   /** A client of the whole cluster (or of the replicas given), closed with the cluster. */
@@ -123,22 +62,12 @@ export class LockCluster {
 
   /** The replica every live replica agrees leads, waiting up to `timeoutMs` for one. */
   async waitForLeader(timeoutMs = 15_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
     const probe = new LockClient({ urls: this.urls, requestTimeoutMs: 500 });
     try {
-      while (Date.now() < deadline) {
-        const live = this.replicas.filter((replica) => replica.child !== undefined);
-        const views = await Promise.all(live.map((replica) => probe.client.status(replica.url).then((status) => status as ReplicaStatus, () => undefined)));
-        const leaders = views.filter((view) => view?.role === "leader");
-        const leaderId = leaders[0]?.id;
-        // Every live replica answers and names the same leader: a client sent anywhere ends up there.
-        if (leaders.length === 1 && leaderId !== undefined && views.every((view) => view !== undefined && (view.role === "leader" || view.leader === leaderId))) return leaderId;
-        await sleep(50);
-      }
+      return await this.leaderBy((url) => probe.client.status(url) as Promise<ServeReplicaStatus>, timeoutMs);
     } finally {
       await probe.close();
     }
-    throw new Error(`no leader within ${timeoutMs} ms:\n${this.replicas.map((replica) => replica.logs.join("").slice(-2000)).join("\n")}`);
   }
 
   /** The live replicas, split into the one every live replica agrees leads and the rest. */
@@ -150,86 +79,10 @@ export class LockCluster {
     };
   }
 
-  /** Sends `signal` to a replica's process (SIGKILL, SIGTERM, SIGSTOP, SIGCONT). */
-  signal(id: string, signal: NodeJS.Signals): void {
-    const child = this.replica(id).child;
-    if (child?.pid === undefined) throw new Error(`${id} is not running`);
-    process.kill(child.pid, signal);
-  }
-
-  /** Kills a replica with SIGKILL and waits until it is gone. */
-  async kill(id: string): Promise<void> {
-    const replica = this.replica(id);
-    if (replica.child === undefined) return;
-    this.signal(id, "SIGKILL");
-    await within(replica.exited, 10_000, `${id} to exit after SIGKILL`);
-  }
-
-  /** Starts a killed replica again on its data directory (`--rejoin`). */
-  async restart(id: string): Promise<void> {
-    const replica = this.replica(id);
-    if (replica.child !== undefined) throw new Error(`${id} is running`);
-    await this.launch(replica, true);
-  }
-
-  /** Closes every client it made, kills every process it started and removes its directories. */
-  async close(): Promise<void> {
+  /** Closes every client it made, then the processes. */
+  override async close(): Promise<void> {
     await Promise.all(this.clients.map((client) => client.close().catch(() => undefined)));
-    for (const replica of this.replicas) {
-      const child = replica.child;
-      if (child?.pid === undefined) continue;
-      try {
-        process.kill(child.pid, "SIGCONT");
-        process.kill(child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    await Promise.all(this.replicas.map((replica) => within(replica.exited, 10_000, `${replica.id} to exit`).catch(() => undefined)));
-    rmSync(this.directory, { recursive: true, force: true });
-  }
-
-  private launch(replica: Replica, rejoin: boolean): Promise<void> {
-    const args = [
-      this.script,
-      "serve",
-      "--id",
-      replica.id,
-      "--members",
-      this.members,
-      "--data-dir",
-      join(this.directory, replica.id),
-      "--tick-ms",
-      String(this.options.tickMs ?? 20),
-      "--log-level",
-      "info",
-      ...(rejoin ? ["--rejoin"] : []),
-      ...(this.options.flags ?? []),
-    ];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    replica.child = child;
-    replica.exited = new Promise((resolve) =>
-      child.once("exit", () => {
-        if (replica.child === child) replica.child = undefined;
-        resolve();
-      }),
-    );
-    child.stderr?.on("data", (chunk: Buffer) => replica.logs.push(chunk.toString()));
-    return new Promise((resolve, reject) => {
-      let output = "";
-      const timer = setTimeout(() => reject(new Error(`${replica.id} not ready in 20 s:\n${replica.logs.join("")}`)), 20_000);
-      child.stdout?.on("data", (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes(" ready on port ")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void replica.exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`${replica.id} exited before it was ready:\n${replica.logs.join("")}`));
-      });
-    });
+    await super.close();
   }
 }
 

@@ -4,9 +4,11 @@
  * `node` (tens of milliseconds, not a TypeScript loader's hundreds), and find
  * free ports.
  */
-import { mkdirSync, renameSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
 import { type Server, createServer } from "node:net";
-import { dirname } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { build } from "esbuild";
 
 /**
@@ -66,4 +68,187 @@ export async function freePorts(count: number): Promise<number[]> {
 /** One free TCP port on loopback. */
 export async function freePort(): Promise<number> {
   return (await freePorts(1))[0] as number;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every `intervalMs` until it returns true, or throws naming `what` (and the last error `check` threw). */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? "" : ` (last error: ${String(lastError)})`}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Settles `promise` within `timeoutMs` or rejects naming `what`. */
+export function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One replica process of a `ServeCluster`. */
+export interface ServeReplica {
+  readonly id: string;
+  readonly url: string;
+  child: ChildProcess | undefined;
+  exited: Promise<void>;
+  /** Everything the process wrote to stderr (JSON logs), across restarts. */
+  readonly logs: string[];
+}
+
+export interface ServeClusterOptions {
+  /** The bundled CLI whose `serve` command runs a replica (it prints `... ready on port N`). */
+  readonly script: string;
+  readonly size?: number;
+  /** Replica tick (default 20 ms: elections in 200–400 ms). */
+  readonly tickMs?: number;
+  /** Extra `serve` flags for every replica. */
+  readonly flags?: readonly string[];
+}
+
+/** The part of a replica's status a cluster harness reads. */
+export interface ServeReplicaStatus {
+  readonly id?: string;
+  readonly role: string;
+  readonly leader?: string;
+}
+
+/**
+ * A real cluster for tests and benchmarks: each replica a `serve` process of
+ * a bundled Synod CLI on loopback, with its own data directory. Only the
+ * processes it started are ever signalled, by their PID. `leaderBy`
+ * takes how to read a replica's status (a client of the application).
+ */
+export class ServeCluster {
+  readonly replicas: ServeReplica[] = [];
+  private readonly directory = mkdtempSync(join(tmpdir(), "synod-cluster-"));
+  private members = "";
+
+  constructor(private readonly options: ServeClusterOptions) {}
+
+  /** Starts every replica and waits until each says it is ready. */
+  async launchAll(): Promise<void> {
+    const ports = await freePorts(this.options.size ?? 3);
+    ports.forEach((port, index) => {
+      this.replicas.push({ id: `n${index + 1}`, url: `ws://127.0.0.1:${port}`, child: undefined, exited: Promise.resolve(), logs: [] });
+    });
+    this.members = this.replicas.map((replica) => `${replica.id}=${replica.url}`).join(",");
+    await Promise.all(this.replicas.map((replica) => this.launch(replica, false)));
+  }
+
+  get urls(): string[] {
+    return this.replicas.map((replica) => replica.url);
+  }
+
+  replica(id: string): ServeReplica {
+    const found = this.replicas.find((replica) => replica.id === id);
+    if (found === undefined) throw new Error(`no replica ${id}`);
+    return found;
+  }
+
+  /** The replica every live replica agrees leads, waiting up to `timeoutMs` for one. */
+  async leaderBy(status: (url: string) => Promise<ServeReplicaStatus | undefined>, timeoutMs = 15_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const live = this.replicas.filter((replica) => replica.child !== undefined);
+      const views = await Promise.all(live.map((replica) => status(replica.url).catch(() => undefined)));
+      const leaders = views.filter((view) => view?.role === "leader");
+      const leaderId = leaders[0]?.id;
+      // Every live replica answers and names the same leader: a client sent anywhere ends up there.
+      if (leaders.length === 1 && leaderId !== undefined && views.every((view) => view !== undefined && (view.role === "leader" || view.leader === leaderId))) return leaderId;
+      await sleep(50);
+    }
+    throw new Error(`no leader within ${timeoutMs} ms:\n${this.replicas.map((replica) => replica.logs.join("").slice(-2000)).join("\n")}`);
+  }
+
+  /** Sends `signal` to a replica's process (SIGKILL, SIGTERM, SIGSTOP, SIGCONT). */
+  signal(id: string, signal: NodeJS.Signals): void {
+    const child = this.replica(id).child;
+    if (child?.pid === undefined) throw new Error(`${id} is not running`);
+    process.kill(child.pid, signal);
+  }
+
+  /** Kills a replica with SIGKILL and waits until it is gone. */
+  async kill(id: string): Promise<void> {
+    const replica = this.replica(id);
+    if (replica.child === undefined) return;
+    this.signal(id, "SIGKILL");
+    await within(replica.exited, 10_000, `${id} to exit after SIGKILL`);
+  }
+
+  /** Starts a killed replica again on its data directory (`--rejoin`). */
+  async restart(id: string): Promise<void> {
+    const replica = this.replica(id);
+    if (replica.child !== undefined) throw new Error(`${id} is running`);
+    await this.launch(replica, true);
+  }
+
+  /** Kills every process it started and removes its directories. */
+  async close(): Promise<void> {
+    for (const replica of this.replicas) {
+      const child = replica.child;
+      if (child?.pid === undefined) continue;
+      try {
+        process.kill(child.pid, "SIGCONT");
+        process.kill(child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.all(this.replicas.map((replica) => within(replica.exited, 10_000, `${replica.id} to exit`).catch(() => undefined)));
+    rmSync(this.directory, { recursive: true, force: true });
+  }
+
+  private launch(replica: ServeReplica, rejoin: boolean): Promise<void> {
+    const args = [
+      this.options.script,
+      "serve",
+      "--id",
+      replica.id,
+      "--members",
+      this.members,
+      "--data-dir",
+      join(this.directory, replica.id),
+      "--tick-ms",
+      String(this.options.tickMs ?? 20),
+      "--log-level",
+      "info",
+      ...(rejoin ? ["--rejoin"] : []),
+      ...(this.options.flags ?? []),
+    ];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    replica.child = child;
+    replica.exited = new Promise((resolve) =>
+      child.once("exit", () => {
+        if (replica.child === child) replica.child = undefined;
+        resolve();
+      }),
+    );
+    child.stderr?.on("data", (chunk: Buffer) => replica.logs.push(chunk.toString()));
+    return new Promise((resolve, reject) => {
+      let output = "";
+      const timer = setTimeout(() => reject(new Error(`${replica.id} not ready in 20 s:\n${replica.logs.join("")}`)), 20_000);
+      child.stdout?.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes(" ready on port ")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      void replica.exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${replica.id} exited before it was ready:\n${replica.logs.join("")}`));
+      });
+    });
+  }
 }
