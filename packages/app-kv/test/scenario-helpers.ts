@@ -4,10 +4,9 @@
  * and every failure says what was awaited, so a hang reads as a message, not
  * as vitest's timeout.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleScript, sleep, until } from "@synod/testkit/processes";
+import { type ScriptProcess, type ScriptResult, bundleScript, runScript, sleep, spawnScript, until } from "@synod/testkit/processes";
 import type { KvEvent, KvWatch, WatchBatch } from "../src/index.js";
 import { bundleCli, type KvCluster, type Replica } from "./cluster.js";
 
@@ -74,31 +73,12 @@ export class WatchRecorder {
   }
 }
 
-export interface ProcessResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type ProcessResult = ScriptResult;
+export type FixtureProcess = ScriptProcess;
 
-/** Runs the bundled `synod-kv` CLI with `args`, killing it after `timeoutMs`. */
+/** Runs the CLI as a user would, to its end. */
 export async function runCli(args: readonly string[], options: { timeoutMs?: number; stdin?: string } = {}): Promise<ProcessResult> {
-  const script = await bundleCli();
-  const child = spawn(process.execPath, [script, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdin.end(options.stdin ?? "");
-  const timeoutMs = options.timeoutMs ?? 15_000;
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.once("close", (exitCode) => resolve(exitCode)));
-  clearTimeout(timer);
-  if (code === null) throw new Error(`synod-kv ${args.join(" ")} was killed after ${timeoutMs} ms:\n${stdout}\n${stderr}`);
-  return { code, stdout, stderr };
+  return runScript(await bundleCli(), args, options);
 }
 
 const fixtures = new Map<string, Promise<string>>();
@@ -113,54 +93,6 @@ export function bundleFixture(name: string): Promise<string> {
   return bundled;
 }
 
-/** A fixture process: its output so far, and a wait for a line of it. */
-export interface FixtureProcess {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  output(): string;
-  /** Waits for a stdout line that starts with `prefix`; returns that line. */
-  line(prefix: string, timeoutMs: number): Promise<string>;
-  /** SIGKILLs it (by its PID) and waits until it is gone. */
-  kill(): Promise<void>;
-}
-
 export async function spawnFixture(name: string, args: readonly string[]): Promise<FixtureProcess> {
-  const script = await bundleFixture(name);
-  const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  return {
-    child,
-    exited,
-    output: () => `${stdout}${stderr}`,
-    async line(prefix, timeoutMs) {
-      let found: string | undefined;
-      await until(
-        () => {
-          found = stdout.split("\n").find((line) => line.startsWith(prefix));
-          if (found !== undefined) return true;
-          if (gone) throw new Error(`${name} exited:\n${stdout}\n${stderr}`);
-          return false;
-        },
-        timeoutMs,
-        `${name} to print "${prefix}"`,
-      );
-      return found as string;
-    },
-    async kill() {
-      if (!gone && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-      await exited;
-    },
-  };
+  return spawnScript(name, await bundleFixture(name), args);
 }

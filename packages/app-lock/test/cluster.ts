@@ -8,11 +8,10 @@
  * Every wait is bounded and says what it waited for, so a hang reads as a
  * message, not as vitest's timeout.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { type Server, type Socket, connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ServeCluster, type ServeReplica, type ServeReplicaStatus, bundleScript, sleep, until, within } from "@synod/testkit/processes";
+import { type ScriptProcess, type ScriptResult, ServeCluster, type ServeReplica, type ServeReplicaStatus, bundleScript, killScripts, runScript, sleep, spawnScript, until, within } from "@synod/testkit/processes";
 import { LockClient, type LockClientOptions } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -88,30 +87,12 @@ export class LockCluster extends ServeCluster {
 
 // ---------------------------------------------------------------- other processes
 
-export interface ProcessResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type ProcessResult = ScriptResult;
+export type FixtureProcess = ScriptProcess;
 
-/** Runs the bundled `synod-lock` CLI with `args`, killing it after `timeoutMs`. */
+/** Runs the CLI as a user would, to its end. */
 export async function runCli(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<ProcessResult> {
-  const script = await bundleCli();
-  const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const timeoutMs = options.timeoutMs ?? 15_000;
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.once("close", (exitCode) => resolve(exitCode)));
-  clearTimeout(timer);
-  if (code === null) throw new Error(`synod-lock ${args.join(" ")} was killed after ${timeoutMs} ms:\n${stdout}\n${stderr}`);
-  return { code, stdout, stderr };
+  return runScript(await bundleCli(), args, options);
 }
 
 const fixtures = new Map<string, Promise<string>>();
@@ -126,90 +107,12 @@ export function bundleFixture(name: string): Promise<string> {
   return fixture;
 }
 
-/** A fixture process: its output so far, and a wait for a line of it. */
-export interface FixtureProcess {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  output(): string;
-  /** Waits for a stdout line that starts with `prefix`; returns that line. */
-  line(prefix: string, timeoutMs: number): Promise<string>;
-  /** Sends `signal` to it, by its PID. */
-  signal(signal: NodeJS.Signals): void;
-  /** SIGKILLs it (by its PID) and waits until it is gone. */
-  kill(): Promise<void>;
-}
-
-/** Every fixture process started and not yet gone: `killFixtures` ends them after a failed test. */
-const running = new Map<ChildProcess, Promise<number | null>>();
-
 export async function spawnFixture(name: string, args: readonly string[]): Promise<FixtureProcess> {
-  const script = await bundleFixture(name);
-  const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code) => {
-      running.delete(child);
-      resolve(code);
-    }),
-  );
-  running.set(child, exited);
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  const output = () => `${stdout}${stderr === "" ? "" : `\n[stderr]\n${stderr}`}`;
-  return {
-    child,
-    exited,
-    output,
-    async line(prefix, timeoutMs) {
-      let found: string | undefined;
-      await until(
-        () => {
-          found = stdout.split("\n").find((line) => line.startsWith(prefix));
-          if (found === undefined && gone) throw new Error(`${name} exited without printing ${JSON.stringify(prefix)}:\n${output()}`);
-          return found !== undefined;
-        },
-        timeoutMs,
-        `${name} to print ${JSON.stringify(prefix)} (output so far:\n${output()})`,
-        10,
-      );
-      return found as string;
-    },
-    signal(signal) {
-      if (!gone && child.pid !== undefined) process.kill(child.pid, signal);
-    },
-    async kill() {
-      if (!gone && child.pid !== undefined) {
-        process.kill(child.pid, "SIGCONT");
-        process.kill(child.pid, "SIGKILL");
-      }
-      await within(exited, 10_000, `${name} to exit after SIGKILL`);
-    },
-  };
+  return spawnScript(name, await bundleFixture(name), args);
 }
 
 /** SIGKILLs every fixture process still running (by PID): for `afterEach`, so a failed test leaves none behind. */
-export async function killFixtures(): Promise<void> {
-  const children = [...running];
-  for (const [child] of children) {
-    if (child.pid === undefined) continue;
-    try {
-      process.kill(child.pid, "SIGCONT");
-      process.kill(child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  await Promise.all(children.map(([, exited]) => within(exited, 10_000, "a fixture to exit").catch(() => undefined)));
-}
+export const killFixtures = killScripts;
 
 // ---------------------------------------------------------------- a relay that loses answers
 

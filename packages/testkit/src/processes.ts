@@ -252,3 +252,114 @@ export class ServeCluster {
     });
   }
 }
+
+/** How a script run ended. */
+export interface ScriptResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a bundled script to its end (SIGKILLed after `timeoutMs`, then it throws). */
+export async function runScript(script: string, args: readonly string[], options: { timeoutMs?: number; stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ScriptResult> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ["pipe", "pipe", "pipe"], ...(options.env === undefined ? {} : { env: options.env }) });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  child.stdin.end(options.stdin ?? "");
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.once("close", (exitCode) => resolve(exitCode)));
+  clearTimeout(timer);
+  if (code === null) throw new Error(`${script} ${args.join(" ")} was killed after ${timeoutMs} ms:\n${stdout}\n${stderr}`);
+  return { code, stdout, stderr };
+}
+
+/** A running script: its output so far, a wait for a line of it, signals by PID. */
+export interface ScriptProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  output(): string;
+  /** Waits for a stdout line that starts with `prefix`; returns that line. */
+  line(prefix: string, timeoutMs: number): Promise<string>;
+  /** Sends `signal` to it, by its PID. */
+  signal(signal: NodeJS.Signals): void;
+  /** SIGKILLs it (by its PID) and waits until it is gone. */
+  kill(): Promise<void>;
+}
+
+const runningScripts = new Map<ChildProcess, Promise<number | null>>();
+
+/** Starts a bundled script in the background (`name` names it in messages). */
+export function spawnScript(name: string, script: string, args: readonly string[]): ScriptProcess {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      runningScripts.delete(child);
+      resolve(code);
+    }),
+  );
+  runningScripts.set(child, exited);
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  const output = () => `${stdout}${stderr === "" ? "" : `\n[stderr]\n${stderr}`}`;
+  return {
+    child,
+    exited,
+    output,
+    async line(prefix, timeoutMs) {
+      let found: string | undefined;
+      await until(
+        () => {
+          found = stdout.split("\n").find((line) => line.startsWith(prefix));
+          if (found === undefined && gone) throw new Error(`${name} exited without printing ${JSON.stringify(prefix)}:\n${output()}`);
+          return found !== undefined;
+        },
+        timeoutMs,
+        `${name} to print ${JSON.stringify(prefix)} (output so far:\n${output()})`,
+        10,
+      );
+      return found as string;
+    },
+    signal(signal) {
+      if (!gone && child.pid !== undefined) process.kill(child.pid, signal);
+    },
+    async kill() {
+      if (!gone && child.pid !== undefined) {
+        process.kill(child.pid, "SIGCONT");
+        process.kill(child.pid, "SIGKILL");
+      }
+      await within(exited, 10_000, `${name} to exit after SIGKILL`);
+    },
+  };
+}
+
+/** SIGKILLs every script `spawnScript` started that still runs (by PID): for `afterEach`. */
+export async function killScripts(): Promise<void> {
+  const children = [...runningScripts];
+  for (const [child] of children) {
+    if (child.pid === undefined) continue;
+    try {
+      process.kill(child.pid, "SIGCONT");
+      process.kill(child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.all(children.map(([, exited]) => within(exited, 10_000, "a script to exit").catch(() => undefined)));
+}
