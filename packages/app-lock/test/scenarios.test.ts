@@ -13,46 +13,16 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { type HeldLock, type LockClient, type LockEvent, LockOperationError, type LockQueryResult, type LockSession, LockWaitError, type SessionState } from "../src/index.js";
+import { type HeldLock, type LockClient, LockOperationError, type LockSession, LockWaitError, type SessionState } from "../src/index.js";
 import { LockCluster, Relay, killFixtures, runCli, sleep, spawnFixture, until, within } from "./cluster.js";
+import { describeEvents, lockEvents, parseHeld, waitUntilQueued } from "./partition-helpers.js";
 
 /** The TTL of holder processes: well above the 600 ms minimum, short enough to wait out. */
 const HOLDER_TTL_MS = 1_000;
 /** Slack for a dead holder's expiry to be noticed: the last renewal batch, the keeper's tick, the waiter's wake-up. */
 const EXPIRY_GRACE_MS = 1_000;
 
-/** Every event about `lock`, oldest first (the events query pages through the whole retained log). */
-async function lockEvents(client: LockClient, lock: string): Promise<LockEvent[]> {
-  const events: LockEvent[] = [];
-  let from = 1;
-  for (let page = 0; page < 100; page += 1) {
-    const result = await client.client.read<LockQueryResult>({ type: "events", from, limit: 10_000 });
-    if (result.type !== "events") throw new Error(`events query failed: ${JSON.stringify(result)}`);
-    if (result.events.length === 0) return events.filter((event) => "lock" in event && event.lock === lock);
-    events.push(...result.events);
-    from = result.next;
-  }
-  throw new Error("more than 100 pages of events");
-}
 
-/** Events as short strings (`acquired <session> <token>`, `released <session> <reason>`...), for readable assertions. */
-function describeEvents(events: readonly LockEvent[], names: ReadonlyMap<string, string>): string[] {
-  const who = (session: string) => names.get(session) ?? session.slice(0, 8);
-  return events.map((event) => {
-    switch (event.type) {
-      case "acquired":
-        return `acquired ${who(event.session)}`;
-      case "released":
-        return `released ${who(event.session)} ${event.reason}`;
-      case "queued":
-        return `queued ${who(event.session)}`;
-      case "dequeued":
-        return `dequeued ${who(event.session)} ${event.reason}`;
-      default:
-        return event.type;
-    }
-  });
-}
 
 /** Polls the lock's holders until stopped: every session seen holding it, and the most holders seen at once. */
 function watchHolders(client: LockClient, lock: string): { stop(): Promise<{ sessions: Set<string>; most: number; polls: number }> } {
@@ -82,22 +52,7 @@ function watchHolders(client: LockClient, lock: string): { stop(): Promise<{ ses
   };
 }
 
-async function waitUntilQueued(client: LockClient, lock: string, sessions: readonly string[], timeoutMs = 5_000): Promise<void> {
-  await until(
-    async () => {
-      const waiting = new Set((await client.lock(lock)).waiters.map((waiter) => waiter.session));
-      return sessions.every((session) => waiting.has(session));
-    },
-    timeoutMs,
-    `${sessions.length} session(s) to queue for ${lock}`,
-  );
-}
 
-/** `held <token> <session>` from the holder fixture. */
-function parseHeld(line: string): { token: number; session: string } {
-  const [, token, session] = line.split(" ");
-  return { token: Number(token), session: session as string };
-}
 
 describe("when a holder's process fails", () => {
   let cluster: LockCluster;
