@@ -59,6 +59,10 @@ describe("a write acknowledged through one replica is read through another", () 
       // The reader has now seen `last`: a serializable read on y may not be older.
       const serializable = await reader.get("handoff/after/19", { serializable: true });
       expect(serializable).toMatchObject({ value: "v19", modRevision: last });
+      // A serializable read says which revision it reflects: never before what the reader has seen.
+      const at = await reader.getAt("handoff/after/19", { serializable: true });
+      expect(at.revision).toBeGreaterThanOrEqual(reader.seenRevision);
+      expect(at.kv).toMatchObject({ value: "v19" });
 
       // The crashed leader rejoins and catches up: a client that knows only it reads everything.
       await cluster.restart(leader.id);

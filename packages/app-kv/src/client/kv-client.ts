@@ -136,8 +136,13 @@ export class KvClient {
 
   /** The key's current value and metadata, or `null`. */
   async get(key: string, options: KvReadOptions = {}): Promise<KeyValue | null> {
+    return (await this.getAt(key, options)).kv;
+  }
+
+  /** The key and the store revision the read reflects (for a serializable read: how fresh the answering replica was). */
+  async getAt(key: string, options: KvReadOptions = {}): Promise<GetResult> {
     const result = (await this.query({ type: "get", key: this.ns.key(key), ...revisionOf(options) }, options)) as GetResult;
-    return result.kv === null ? null : this.ns.kv(result.kv);
+    return result.kv === null ? result : { ...result, kv: this.ns.kv(result.kv) };
   }
 
   /** The keys selected, ordered; paginate with `limit` and the result's `next` and `revision`. */
