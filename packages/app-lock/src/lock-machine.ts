@@ -159,9 +159,8 @@ export class LockMachine implements StateMachine<LockOp, never, LockResult, Lock
       case "check-token":
         return this.checkToken(query.lock, query.token);
       case "events": {
+        const events = this.eventsSince(query.from, query.limit ?? 1_000);
         const first = this.events[0]?.index ?? this.nextEventIndex;
-        const start = Math.max(0, query.from - first);
-        const events = this.events.slice(start, start + (query.limit ?? 1_000));
         return { type: "events", next: (events.at(-1)?.index ?? Math.max(query.from, first) - 1) + 1, events };
       }
     }
@@ -276,10 +275,11 @@ export class LockMachine implements StateMachine<LockOp, never, LockResult, Lock
     return this.sessions.get(id);
   }
 
-  /** Events from index `from` on (at most `limit`). */
+  /** Events from index `from` on (at most `limit`; from the oldest kept when `from` is older). */
   eventsSince(from: number, limit = 1_000): LockEvent[] {
-    const result = this.query({ type: "events", from, limit });
-    return result.type === "events" ? [...result.events] : [];
+    const first = this.events[0]?.index ?? this.nextEventIndex;
+    const start = Math.max(0, from - first);
+    return this.events.slice(start, start + limit);
   }
 
   /** The index the next event will get. */
