@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError, SERVE_FLAGS, UsageError, configFromServeFlags, integerFlag, stopOnSignals } from "@synod/server";
-import { ClientError } from "@synod/transport-ws";
+import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, stopOnSignals } from "@synod/server";
 import { KvClient } from "./client/kv-client.js";
-import { KvOperationError } from "./errors.js";
 import type { KvTest, KvTxnOp } from "./ops.js";
 import { startKvServer } from "./service/serve.js";
 
@@ -40,8 +38,7 @@ const options = {
   "quota-bytes": { type: "string" },
   "max-value-bytes": { type: "string" },
   "retain-revisions": { type: "string" },
-  endpoints: { type: "string" },
-  token: { type: "string" },
+  ...CLIENT_FLAGS,
   namespace: { type: "string" },
   timeout: { type: "string" },
   serializable: { type: "boolean" },
@@ -94,13 +91,9 @@ async function serve(flags: Flags): Promise<void> {
 }
 
 function clientFrom(flags: Flags): KvClient {
-  const endpoints = (flags.endpoints ?? process.env.SYNOD_ENDPOINTS ?? "ws://127.0.0.1:7401").split(",").filter((url) => url !== "");
-  for (const url of endpoints) if (!/^wss?:\/\/[^/]+$/.test(url)) throw new UsageError(`an endpoint is ws://host:port or wss://host:port, not ${JSON.stringify(url)}`);
   const timeout = integer(flags, "timeout");
-  const token = flags.token ?? process.env.SYNOD_TOKEN;
   return new KvClient({
-    urls: endpoints,
-    ...(token === undefined ? {} : { token }),
+    ...clientTarget(flags, "ws://127.0.0.1:7401"),
     ...(flags.namespace === undefined ? {} : { namespace: flags.namespace }),
     ...(timeout === undefined ? {} : { operationTimeoutMs: timeout, requestTimeoutMs: Math.min(timeout, 5_000) }),
   });
@@ -209,19 +202,4 @@ async function main(argv: string[]): Promise<void> {
   return runClient(command, positionals, flags);
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) {
-    process.stderr.write(`synod-kv: ${error.message}\n(synod-kv --help lists the commands)\n`);
-    process.exit(2);
-  }
-  if (error instanceof ConfigError) {
-    process.stderr.write(`synod-kv: ${error.message}\n`);
-    process.exit(2);
-  }
-  if (error instanceof KvOperationError || error instanceof ClientError) {
-    process.stderr.write(`synod-kv: ${error.code}: ${error.message}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`synod-kv: ${(error as Error)?.stack ?? String(error)}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).catch((error: unknown) => exitOnError("synod-kv", error));

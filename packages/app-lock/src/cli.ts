@@ -3,10 +3,8 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, SERVE_FLAGS, UsageError, configFromServeFlags, integerFlag, stopOnSignals } from "@synod/server";
-import { ClientError } from "@synod/transport-ws";
+import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, stopOnSignals } from "@synod/server";
 import { LockClient, LockWaitError } from "./client/lock-client.js";
-import { LockOperationError } from "./errors.js";
 import { startLockServer } from "./service/serve.js";
 
 const USAGE = `synod-lock: a Chubby-style lock service on Synod (Multi-Paxos)
@@ -37,8 +35,7 @@ Exit status: 0 done, 1 the cluster refused or failed, 2 bad usage, 3 lock busy o
 const options = {
   help: { type: "boolean", short: "h" },
   ...SERVE_FLAGS,
-  endpoints: { type: "string" },
-  token: { type: "string" },
+  ...CLIENT_FLAGS,
   ttl: { type: "string" },
   shared: { type: "boolean" },
   "no-wait": { type: "boolean" },
@@ -143,10 +140,7 @@ async function dev(flags: Flags): Promise<number> {
 }
 
 function clientFrom(flags: Flags): LockClient {
-  const endpoints = (flags.endpoints ?? process.env.SYNOD_ENDPOINTS ?? "ws://127.0.0.1:7501").split(",").filter((url) => url !== "");
-  for (const url of endpoints) if (!/^wss?:\/\/[^/]+$/.test(url)) throw new UsageError(`an endpoint is ws://host:port or wss://host:port, not ${JSON.stringify(url)}`);
-  const token = flags.token ?? process.env.SYNOD_TOKEN;
-  return new LockClient({ urls: endpoints, requestTimeoutMs: 1_000, operationTimeoutMs: 10_000, ...(token === undefined ? {} : { token }) });
+  return new LockClient({ ...clientTarget(flags, "ws://127.0.0.1:7501"), requestTimeoutMs: 1_000, operationTimeoutMs: 10_000 });
 }
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -260,24 +254,6 @@ main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exit(code);
   },
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`synod-lock: ${error.message}\n(synod-lock --help lists the commands)\n`);
-      process.exit(2);
-    }
-    if (error instanceof ConfigError) {
-      process.stderr.write(`synod-lock: ${error.message}\n`);
-      process.exit(2);
-    }
-    if (error instanceof LockWaitError) {
-      process.stderr.write(`synod-lock: ${error.code}: ${error.message}\n`);
-      process.exit(3);
-    }
-    if (error instanceof LockOperationError || error instanceof ClientError) {
-      process.stderr.write(`synod-lock: ${error.code}: ${error.message}\n`);
-      process.exit(1);
-    }
-    process.stderr.write(`synod-lock: ${(error as Error)?.stack ?? String(error)}\n`);
-    process.exit(1);
-  },
+  // A lock that was busy or a wait that timed out: exit 3, so scripts can tell it from a failure.
+  (error: unknown) => exitOnError("synod-lock", error, (failed) => (failed instanceof LockWaitError ? 3 : undefined)),
 );

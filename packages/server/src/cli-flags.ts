@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { ConfigError } from "./config.js";
 
 /** A command-line mistake: the CLIs print it with a hint and exit 2. */
 export class UsageError extends Error {
@@ -78,4 +79,46 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];
   return config;
+}
+
+/** The flags every Synod client command takes. */
+export const CLIENT_FLAGS = {
+  endpoints: { type: "string" },
+  token: { type: "string" },
+} as const;
+
+/**
+ * The cluster a client command talks to: `--endpoints URL,...` (or
+ * `SYNOD_ENDPOINTS`, or `defaultEndpoint`) and `--token` (or `SYNOD_TOKEN`).
+ */
+export function clientTarget(flags: { readonly endpoints?: string | undefined; readonly token?: string | undefined }, defaultEndpoint: string): { urls: string[]; token?: string } {
+  const urls = (flags.endpoints ?? process.env.SYNOD_ENDPOINTS ?? defaultEndpoint).split(",").filter((url) => url !== "");
+  if (urls.length === 0) throw new UsageError("--endpoints names no endpoint");
+  for (const url of urls) if (!/^wss?:\/\/[^/]+$/.test(url)) throw new UsageError(`an endpoint is ws://host:port or wss://host:port, not ${JSON.stringify(url)}`);
+  const token = flags.token ?? process.env.SYNOD_TOKEN;
+  return token === undefined ? { urls } : { urls, token };
+}
+
+/**
+ * Prints why a CLI failed and exits: 2 for a usage or configuration mistake
+ * (with a pointer to `--help`), `exitCodeOf(error)` when it names one, 1 for
+ * any error the cluster reported (printed as `CODE: message`), 1 with the
+ * stack for anything else.
+ */
+export function exitOnError(program: string, error: unknown, exitCodeOf: (error: unknown) => number | undefined = () => undefined): never {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (error instanceof UsageError) {
+    process.stderr.write(`${program}: ${error.message}\n(${program} --help lists the commands)\n`);
+    process.exit(2);
+  }
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${program}: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (typeof code === "string" && typeof message === "string") {
+    process.stderr.write(`${program}: ${code}: ${message}\n`);
+    process.exit(exitCodeOf(error) ?? 1);
+  }
+  process.stderr.write(`${program}: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
 }
