@@ -11,9 +11,10 @@
  * process, in clock ticks), so it costs the servers nothing to report it.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePorts } from "@synod/testkit/processes";
 
 /** A server process the bench started. */
 export interface ServerProcess {
@@ -181,4 +182,37 @@ export async function pollUntil(attempt: () => Promise<boolean>, timeoutMs: numb
     await sleep(pauseMs);
   }
   return false;
+}
+
+/**
+ * Starts three `serve` processes of a bundled Synod CLI on loopback for a
+ * benchmark (logs at warn, as etcd's are; `BENCH_SYNOD_CPU_PROF=DIR` runs
+ * them under `node --cpu-prof`), and waits until `ready(urls)` holds.
+ * Stops them again if they never get there.
+ */
+export async function startServeCluster(options: { script: string; label: string; directory: string; ready: (urls: readonly string[]) => Promise<boolean> }): Promise<{ urls: string[]; servers: ServerProcess[] }> {
+  const ids = ["n1", "n2", "n3"];
+  const ports = await freePorts(ids.length);
+  const urls = ports.map((port) => `ws://127.0.0.1:${port}`);
+  const members = ids.map((id, index) => `${id}=${urls[index] as string}`).join(",");
+  const profileDirectory = process.env.BENCH_SYNOD_CPU_PROF;
+  const nodeFlags = profileDirectory === undefined || profileDirectory === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`];
+  const servers: ServerProcess[] = [];
+  const startupMs = 20_000;
+  try {
+    for (const id of ids) {
+      const dataDirectory = join(options.directory, id);
+      mkdirSync(dataDirectory, { recursive: true });
+      const args = [...nodeFlags, options.script, "serve", "--id", id, "--members", members, "--data-dir", dataDirectory, "--log-level", "warn"];
+      servers.push(spawnServer(`${options.label} ${id}`, process.execPath, args, join(options.directory, `${id}.log`)));
+    }
+    if (!(await pollUntil(() => options.ready(urls), startupMs, 200))) {
+      const logs = servers.map((server) => `--- ${server.name} (pid ${server.pid}, ${server.child.exitCode === null ? "running" : `exited ${server.child.exitCode}`})\n${logTail(server)}`);
+      throw new Error(`the ${options.label} cluster reported no leader within ${startupMs / 1000} s:\n${logs.join("\n")}`);
+    }
+  } catch (error) {
+    await stopServers(servers);
+    throw error;
+  }
+  return { urls, servers };
 }

@@ -7,16 +7,13 @@
  * BENCH_SYNOD_CPU_PROF=DIR starts the servers with `node --cpu-prof
  * --cpu-prof-dir=DIR` (profiles are written when a server exits cleanly).
  */
-import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleScript, freePorts } from "@synod/testkit/processes";
-import { type ServerProcess, logTail, pollUntil, spawnServer, stopServers } from "../../app-kv/bench/processes.js";
+import { bundleScript } from "@synod/testkit/processes";
+import { startServeCluster, stopServers } from "../../app-kv/bench/processes.js";
 import { LockClient, type LockEvent, type LockQueryResult, type LockSession } from "../src/index.js";
 import { FifoChecker, type FifoCheck, type LockCluster, type LockWorker, type Workers } from "./load.js";
 
-const MEMBERS = ["n1", "n2", "n3"] as const;
-const STARTUP_TIMEOUT_MS = 20_000;
 const SESSION_TTL_MS = 10_000;
 /** Events read per `events` query when replaying a lock's grants. */
 const EVENTS_PAGE = 10_000;
@@ -28,30 +25,7 @@ function bundleCli(): Promise<string> {
 }
 
 export async function startSynodCluster(directory: string): Promise<LockCluster> {
-  const script = await bundleCli();
-  const ports = await freePorts(MEMBERS.length);
-  const urls = ports.map((port) => `ws://127.0.0.1:${port}`);
-  const members = MEMBERS.map((id, index) => `${id}=${urls[index] as string}`).join(",");
-  const profileDirectory = process.env.BENCH_SYNOD_CPU_PROF;
-  const nodeFlags = profileDirectory === undefined || profileDirectory === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDirectory}`];
-  const servers: ServerProcess[] = [];
-  try {
-    for (const id of MEMBERS) {
-      const dataDirectory = join(directory, id);
-      mkdirSync(dataDirectory, { recursive: true });
-      // Logs at warn, as etcd's are: neither pays for info lines while measured. Otherwise the server's defaults (fsync on).
-      const args = [...nodeFlags, script, "serve", "--id", id, "--members", members, "--data-dir", dataDirectory, "--log-level", "warn"];
-      servers.push(spawnServer(`synod-lock ${id}`, process.execPath, args, join(directory, `${id}.log`)));
-    }
-    const ready = await pollUntil(() => hasLeader(urls), STARTUP_TIMEOUT_MS, 200);
-    if (!ready) {
-      const logs = servers.map((server) => `--- ${server.name} (pid ${server.pid}, ${server.child.exitCode === null ? "running" : `exited ${server.child.exitCode}`})\n${logTail(server)}`);
-      throw new Error(`the Synod lock cluster reported no leader within ${STARTUP_TIMEOUT_MS / 1000} s:\n${logs.join("\n")}`);
-    }
-  } catch (error) {
-    await stopServers(servers);
-    throw error;
-  }
+  const { urls, servers } = await startServeCluster({ script: await bundleCli(), label: "synod-lock", directory, ready: hasLeader });
   // One more client, outside the workers, reads the record of grants.
   const observer = new LockClient({ urls: [...urls], operationTimeoutMs: 10_000 });
   return {
