@@ -1,6 +1,6 @@
 import { CompactedError } from "../errors.js";
 import type { KvMachine } from "../kv-machine.js";
-import { type KvEvent, inRange } from "../ops.js";
+import { type KeyRange, type KvEvent, inRange } from "../ops.js";
 
 /** What a watcher receives: every event of one or more whole revisions, oldest first. */
 export interface WatchBatch {
@@ -41,8 +41,7 @@ export interface WatchHubOptions {
 }
 
 interface Watcher {
-  readonly start: string;
-  readonly end: string | undefined;
+  readonly range: KeyRange;
   readonly sink: WatchSink;
   /** The next revision this watcher needs. */
   next: number;
@@ -87,14 +86,14 @@ export class WatchHub {
    * Watches `[start, end)` from `fromRevision` (0: from the next change on).
    * Returns what stops it. Ends at once with `COMPACTED` when that history is gone.
    */
-  watch(range: { readonly start: string; readonly end?: string }, fromRevision: number, sink: WatchSink): () => void {
+  watch(range: KeyRange, fromRevision: number, sink: WatchSink): () => void {
     const next = fromRevision > 0 ? fromRevision : this.machine.revision + 1;
     const historyStart = this.machine.historyStartRevision;
     if (next < historyStart && next <= this.machine.revision) {
       sink.end({ code: "COMPACTED", compactRevision: historyStart });
       return () => undefined;
     }
-    const watcher: Watcher = { start: range.start, end: range.end, sink, next, lastSentAt: this.now() };
+    const watcher: Watcher = { range, sink, next, lastSentAt: this.now() };
     this.watchers.add(watcher);
     // Watching from now: say which revision "now" is, so that a resume after a disconnect leaves no gap.
     if (fromRevision <= 0) sink.send({ revision: next - 1, events: [] });
@@ -120,7 +119,7 @@ export class WatchHub {
     this.deliveredThrough = revision;
     for (const watcher of [...this.watchers]) {
       if (fresh !== undefined && watcher.next === previous + 1) {
-        const events = fresh.filter((event) => inRange(event.key, watcher.start, watcher.end));
+        const events = fresh.filter((event) => inRange(event.key, watcher.range.start, watcher.range.end));
         this.deliver(watcher, events, revision);
       } else {
         this.catchUp(watcher);
@@ -138,7 +137,7 @@ export class WatchHub {
     while (this.watchers.has(watcher) && watcher.next <= this.machine.revision) {
       let events: KvEvent[];
       try {
-        events = this.machine.eventsSince(watcher.next, { start: watcher.start, ...(watcher.end === undefined ? {} : { end: watcher.end }) }, this.catchUpEvents);
+        events = this.machine.eventsSince(watcher.next, watcher.range, this.catchUpEvents);
       } catch (error) {
         if (!(error instanceof CompactedError)) throw error;
         return this.finish(watcher, { code: "COMPACTED", compactRevision: error.compactRevision });
@@ -152,19 +151,19 @@ export class WatchHub {
       const last = (events[events.length - 1] as KvEvent).revision;
       const whole = events.filter((event) => event.revision < last);
       if (whole.length > 0) {
-        this.deliver(watcher, whole, last - 1, true);
+        this.deliver(watcher, whole, last - 1);
       } else {
-        const revision = this.machine.eventsSince(last, { start: watcher.start, ...(watcher.end === undefined ? {} : { end: watcher.end }) }).filter((event) => event.revision === last);
-        this.deliver(watcher, revision, last, true);
+        const revision = this.machine.eventsSince(last, watcher.range).filter((event) => event.revision === last);
+        this.deliver(watcher, revision, last);
       }
     }
   }
 
-  private deliver(watcher: Watcher, events: readonly KvEvent[], through: number, force = false): void {
+  private deliver(watcher: Watcher, events: readonly KvEvent[], through: number): void {
     if (!this.watchers.has(watcher)) return;
     if (watcher.sink.bufferedBytes > this.maxBufferedBytes) return this.finish(watcher, { code: "WATCH_SLOW", resumeRevision: watcher.next });
     const now = this.now();
-    if (events.length > 0 || force || now - watcher.lastSentAt >= this.progressIntervalMs) {
+    if (events.length > 0 || now - watcher.lastSentAt >= this.progressIntervalMs) {
       watcher.sink.send({ revision: through, events });
       watcher.lastSentAt = now;
     }
