@@ -70,64 +70,53 @@ async function floorAsync(dsync: boolean): Promise<Result> {
   const path = freshPath(dsync ? "floor-dsync.log" : "floor-async.log");
   const handle = await open(path, dsync ? constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC : "a");
   const buffer = Buffer.alloc(FLOOR_BYTES, 0x5a);
-  const samples = new Samples();
-  let operations = 0;
-  let cpuAtStart: NodeJS.CpuUsage | undefined;
-  let cpu = 0;
   try {
-    const start = now();
-    const measureFrom = start + WARMUP_MS;
-    const measureTo = measureFrom + DURATION_MS;
-    for (;;) {
-      const begin = now();
-      if (cpuAtStart === undefined && begin >= measureFrom) cpuAtStart = process.cpuUsage();
-      if (begin >= measureTo) {
-        cpu = cpuAtStart === undefined ? Number.NaN : cpuSince(cpuAtStart);
-        break;
-      }
+    return await measureFloor(async () => {
       await handle.write(buffer);
       if (!dsync) await handle.datasync();
-      const end = now();
-      if (begin >= measureFrom && end <= measureTo) {
-        samples.push((end - begin) * 1000);
-        operations += 1;
-      }
-    }
+    });
   } finally {
     await handle.close();
   }
-  return { perSecond: operations / (DURATION_MS / 1000), p50: samples.percentile(50), p99: samples.percentile(99), perCommit: undefined, bytesPerOp: FLOOR_BYTES, cpuPerOp: cpu / operations };
 }
 
 /** `fs.writeSync` + `fs.fdatasyncSync`: no thread pool round trips (it blocks the event loop, so it is a floor only). */
-function floorSync(): Result {
+async function floorSync(): Promise<Result> {
   const fd = openSync(freshPath("floor-sync.log"), "a");
   const buffer = Buffer.alloc(FLOOR_BYTES, 0x5a);
+  try {
+    return await measureFloor(() => {
+      writeSync(fd, buffer);
+      fdatasyncSync(fd);
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Runs `append` back to back through the warm-up and the measured window; a synchronous one is not awaited. */
+async function measureFloor(append: () => void | Promise<void>): Promise<Result> {
   const samples = new Samples();
   let operations = 0;
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   let cpu = 0;
-  try {
-    const start = now();
-    const measureFrom = start + WARMUP_MS;
-    const measureTo = measureFrom + DURATION_MS;
-    for (;;) {
-      const begin = now();
-      if (cpuAtStart === undefined && begin >= measureFrom) cpuAtStart = process.cpuUsage();
-      if (begin >= measureTo) {
-        cpu = cpuAtStart === undefined ? Number.NaN : cpuSince(cpuAtStart);
-        break;
-      }
-      writeSync(fd, buffer);
-      fdatasyncSync(fd);
-      const end = now();
-      if (begin >= measureFrom && end <= measureTo) {
-        samples.push((end - begin) * 1000);
-        operations += 1;
-      }
+  const start = now();
+  const measureFrom = start + WARMUP_MS;
+  const measureTo = measureFrom + DURATION_MS;
+  for (;;) {
+    const begin = now();
+    if (cpuAtStart === undefined && begin >= measureFrom) cpuAtStart = process.cpuUsage();
+    if (begin >= measureTo) {
+      cpu = cpuAtStart === undefined ? Number.NaN : cpuSince(cpuAtStart);
+      break;
     }
-  } finally {
-    closeSync(fd);
+    const pending = append();
+    if (pending !== undefined) await pending;
+    const end = now();
+    if (begin >= measureFrom && end <= measureTo) {
+      samples.push((end - begin) * 1000);
+      operations += 1;
+    }
   }
   return { perSecond: operations / (DURATION_MS / 1000), p50: samples.percentile(50), p99: samples.percentile(99), perCommit: undefined, bytesPerOp: FLOOR_BYTES, cpuPerOp: cpu / operations };
 }
