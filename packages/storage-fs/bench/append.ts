@@ -12,33 +12,21 @@ import { closeSync, constants, fdatasyncSync, mkdtempSync, openSync, rmSync, wri
 import { open } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { FileStorage } from "../src/index.js";
-import { type Result, Samples, cpuSince, median, now, recordFor, runAppenders } from "./harness.js";
+import { type Result, benchOptions, Samples, cpuSince, median, now, recordFor, runAppenders } from "./harness.js";
 
 // ---------------------------------------------------------------- options
 
-const { values: args } = parseArgs({
-  options: {
-    dir: { type: "string" },
-    duration: { type: "string", default: "2" },
-    warmup: { type: "string", default: "0.5" },
-    reps: { type: "string", default: "3" },
-    appenders: { type: "string", default: "1,16,256" },
-  },
-});
-const DURATION_MS = Number(args.duration) * 1000;
-const WARMUP_MS = Number(args.warmup) * 1000;
-const REPS = Number(args.reps);
-const APPENDERS = (args.appenders ?? "").split(",").map(Number);
-if (![DURATION_MS, WARMUP_MS, REPS].every(Number.isFinite) || APPENDERS.some((n) => !(n >= 1))) {
-  throw new Error("bad arguments: --duration/--warmup in seconds, --reps n, --appenders n,n,...");
-}
+const options = benchOptions();
+const DURATION_MS = options.durationMs;
+const WARMUP_MS = options.warmupMs;
+const REPS = options.reps;
+const APPENDERS = options.appenders;
 const FLOOR_BYTES = 100;
 const TARGET_RATIO = 1.5;
 const TARGET_RECORDS_PER_SECOND = 100_000;
 
-const root = mkdtempSync(join(args.dir ?? tmpdir(), "synod-bench-"));
+const root = mkdtempSync(join(options.dir ?? tmpdir(), "synod-bench-"));
 let cleaned = false;
 function cleanup(): void {
   if (cleaned) return;

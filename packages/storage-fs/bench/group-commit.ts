@@ -16,27 +16,18 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import type { PersistBatch } from "@synod/core";
 import { encodeCommit, encodeRecord } from "../src/codec.js";
 import { FileStorage } from "../src/index.js";
-import { type Result, median, now, recordFor, runAppenders } from "./harness.js";
+import { type Result, benchOptions, median, now, recordFor, runAppenders } from "./harness.js";
 
-const { values: args } = parseArgs({
-  options: {
-    dir: { type: "string" },
-    duration: { type: "string", default: "2" },
-    warmup: { type: "string", default: "0.5" },
-    reps: { type: "string", default: "3" },
-    appenders: { type: "string", default: "1,16,256" },
-  },
-});
-const DURATION_MS = Number(args.duration) * 1000;
-const WARMUP_MS = Number(args.warmup) * 1000;
-const REPS = Number(args.reps);
-const APPENDERS = (args.appenders ?? "").split(",").map(Number);
+const options = benchOptions();
+const DURATION_MS = options.durationMs;
+const WARMUP_MS = options.warmupMs;
+const REPS = options.reps;
+const APPENDERS = options.appenders;
 
-const root = mkdtempSync(join(args.dir ?? tmpdir(), "synod-bench-gc-"));
+const root = mkdtempSync(join(options.dir ?? tmpdir(), "synod-bench-gc-"));
 process.on("exit", () => rmSync(root, { recursive: true, force: true }));
 let caseNumber = 0;
 

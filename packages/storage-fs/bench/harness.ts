@@ -1,4 +1,5 @@
 /** Shared pieces of the storage-fs benchmarks: latency samples, medians, the record written, the appender loop. */
+import { parseArgs } from "node:util";
 import type { PersistBatch, SlotRecord } from "@synod/core";
 import type { FileStorage } from "../src/index.js";
 import { Samples, median } from "@synod/testkit";
@@ -102,4 +103,28 @@ export async function runAppenders(storage: FileStorage, appenders: number, warm
     bytesPerOp: records > 0 ? (bytesAtEnd - bytesAtStart) / records : Number.NaN,
     cpuPerOp: records > 0 ? cpu / records : Number.NaN,
   };
+}
+
+/** The command line both append benchmarks take: `[--dir D] [--duration s] [--warmup s] [--reps n] [--appenders n,n,...]`. */
+export function benchOptions(): { dir: string | undefined; durationMs: number; warmupMs: number; reps: number; appenders: number[] } {
+  const { values } = parseArgs({
+    options: {
+      dir: { type: "string" },
+      duration: { type: "string", default: "2" },
+      warmup: { type: "string", default: "0.5" },
+      reps: { type: "string", default: "3" },
+      appenders: { type: "string", default: "1,16,256" },
+    },
+  });
+  const options = {
+    dir: values.dir,
+    durationMs: Number(values.duration) * 1000,
+    warmupMs: Number(values.warmup) * 1000,
+    reps: Number(values.reps),
+    appenders: (values.appenders ?? "").split(",").map(Number),
+  };
+  if (![options.durationMs, options.warmupMs, options.reps].every(Number.isFinite) || options.appenders.some((n) => !(n >= 1))) {
+    throw new Error("bad arguments: --duration/--warmup in seconds, --reps n, --appenders n,n,...");
+  }
+  return options;
 }
