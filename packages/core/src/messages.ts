@@ -115,6 +115,8 @@ export interface Heartbeat extends Envelope {
   readonly ballot: Ballot;
   readonly firstUnchosen: number;
   readonly round: number;
+  /** The leader's log clock when it sent this: a successor's log clock continues from the highest one heard. */
+  readonly logTime: number;
 }
 
 export interface HeartbeatReply extends Envelope {

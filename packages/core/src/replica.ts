@@ -548,6 +548,9 @@ export class Replica {
     if (this.role !== "follower") return;
     this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
     this.learnChosenBelow(message.ballot, message.firstUnchosen);
+    // The leader's log clock runs between batches too: a successor continues
+    // from here, so an idle spell before a failover is not added to leases.
+    if (message.logTime > this.maxLogTime) this.maxLogTime = message.logTime;
     this.output.send({
       type: "heartbeat-reply",
       from: this.id,
@@ -669,6 +672,7 @@ export class Replica {
     const leader = this.leader;
     if (leader === undefined) return;
     const round = leader.readIndex.startRound(this.id, this.firstUnchosen);
+    const logTime = this.leaderLogTime(leader);
     for (const peer of leader.peers.keys()) {
       this.output.send({
         type: "heartbeat",
@@ -677,6 +681,7 @@ export class Replica {
         ballot: leader.ballot,
         firstUnchosen: this.firstUnchosen,
         round,
+        logTime,
       });
     }
     this.checkReads();
@@ -760,13 +765,18 @@ export class Replica {
     for (const [peer, progress] of leader.peers) this.sendAccepts(leader, peer, progress);
   }
 
+  /** The leader's log clock: its own clock from where the log's left off, never going back. */
+  private leaderLogTime(leader: LeaderState): number {
+    return Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
+  }
+
   /** Cuts queued commands into batches, one slot each, while the window of unchosen slots allows. */
   private cutBatches(leader: LeaderState): void {
     const { maxBatchCommands, maxBatchBytes, maxInflightSlots } = this.options;
     while (leader.nextSlot - this.firstUnchosen < maxInflightSlots) {
       const batch = leader.queue.cut(maxBatchCommands, maxBatchBytes);
       if (batch === undefined) return;
-      const time = Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
+      const time = this.leaderLogTime(leader);
       this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands: batch.commands }, batch.bytes + 32);
       leader.nextSlot += 1;
     }

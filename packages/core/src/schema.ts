@@ -96,7 +96,7 @@ export const messageSchema = z.discriminatedUnion("type", [
     entries: z.array(acceptEntrySchema).readonly(),
     firstUnchosen: slot,
   }),
-  z.object({ type: z.literal("heartbeat"), ...envelope, ballot: ballotSchema, firstUnchosen: slot, round: slot }),
+  z.object({ type: z.literal("heartbeat"), ...envelope, ballot: ballotSchema, firstUnchosen: slot, round: slot, logTime: z.number().finite() }),
   z.object({ type: z.literal("heartbeat-reply"), ...envelope, ballot: ballotSchema, round: slot, firstUnchosen: slot }),
 ]);
 

@@ -54,6 +54,8 @@ class Cluster {
   private readonly net: SeededRandom;
   private nowMs = 0;
   private nextSeq = 1;
+  /** Stopped replicas: no ticks, and messages to them are lost. */
+  readonly down = new Set<string>();
   invariantChecks = 0;
 
   constructor(private readonly config: ClusterOptions) {
@@ -138,7 +140,7 @@ class Cluster {
 
   tickAll(): void {
     this.nowMs += 10;
-    for (const id of this.ids) this.input(id, (replica) => replica.tick());
+    for (const id of this.ids) if (!this.down.has(id)) this.input(id, (replica) => replica.tick());
   }
 
   /** Delivers what is in the pool (losing some if configured), then what that produced, up to `rounds` times. */
@@ -148,7 +150,7 @@ class Cluster {
       this.pool = [];
       for (const message of batch) {
         if (this.config.loss !== undefined && this.net.chance(this.config.loss)) continue;
-        if (!this.members.has(message.to)) continue;
+        if (!this.members.has(message.to) || this.down.has(message.to)) continue;
         this.input(message.to, (replica) => replica.step(message));
       }
     }
@@ -159,6 +161,16 @@ class Cluster {
     if (leader === undefined) return 0;
     for (let index = 0; index < count; index += 1) this.input(leader.id, (replica) => replica.propose(opCommand(this.nextSeq++)));
     return count;
+  }
+
+  /** The log time of the last batch each replica applied. */
+  lastAppliedTime(id: string): number | undefined {
+    const applied = this.applied.get(id) ?? [];
+    for (let index = applied.length - 1; index >= 0; index -= 1) {
+      const value = JSON.parse(applied[index]?.value ?? "{}") as { type?: string; time?: number };
+      if (value.type === "batch") return value.time;
+    }
+    return undefined;
   }
 
   /** Restarts `id` from its durable image (everything not persisted is lost). */
@@ -252,6 +264,47 @@ describe("Replica: invariants and safety", () => {
           { promised: ZERO_BALLOT, records: [], logStart: 0, appliedThrough: 5 },
         ),
     ).toThrow(InvariantError);
+  });
+});
+
+describe("Replica: the log clock", () => {
+  // Sessions and leases expire by log time. Batches stamp it, and heartbeats
+  // carry it between batches, so a leader elected after an idle spell
+  // continues from the old leader's clock instead of from its last batch:
+  // the idle time before a failover is not added to every lease.
+  it("a new leader continues from the log time its predecessor's heartbeats carried, not from the last batch", () => {
+    const cluster = new Cluster({ seed: 11 });
+    for (let round = 0; round < 60 && cluster.leader() === undefined; round += 1) {
+      cluster.tickAll();
+      cluster.deliver();
+    }
+    const first = cluster.leader();
+    expect(first).toBeDefined();
+    cluster.proposeAtLeader(1);
+    cluster.deliver();
+    const before = cluster.lastAppliedTime(first?.id ?? "");
+    expect(before).toBeDefined();
+    // 10 s of idle log, heartbeats flowing (each tick is 10 ms).
+    for (let round = 0; round < 1000; round += 1) {
+      cluster.tickAll();
+      cluster.deliver();
+    }
+    cluster.down.add(first?.id ?? "");
+    let second: Replica | undefined;
+    for (let round = 0; round < 200 && second === undefined; round += 1) {
+      cluster.tickAll();
+      cluster.deliver();
+      second = cluster.leader();
+      if (second?.id === first?.id) second = undefined;
+    }
+    expect(second).toBeDefined();
+    cluster.proposeAtLeader(1);
+    cluster.deliver();
+    const after = cluster.lastAppliedTime(second?.id ?? "") ?? 0;
+    // At least the idle 10 s minus one heartbeat interval went by in log time;
+    // and no more than the real time that passed.
+    expect(after - (before ?? 0)).toBeGreaterThanOrEqual(10_000 - 100);
+    expect(after - (before ?? 0)).toBeLessThanOrEqual(10_000 + 200 * 10 + 100);
   });
 });
 

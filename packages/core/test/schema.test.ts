@@ -50,7 +50,7 @@ const VALID: { [K in MessageType]: Extract<Message, { type: K }> } = {
   accepted: { type: "accepted", from: "b", to: "a", ballot, slots: [4, 5], firstUnchosen: 4 },
   reject: { type: "reject", from: "b", to: "a", ballot, promised: higher, reason: "leader-alive" },
   success: { type: "success", from: "a", to: "c", ballot, entries: [{ slot: 0, value: batch }], firstUnchosen: 1 },
-  heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12 },
+  heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000 },
   "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6 },
 };
 

@@ -89,6 +89,7 @@ export function encodeBinary(message: Message, opBytes?: OpBytes): Buffer | unde
       envelope(w, message);
       w.f64(message.firstUnchosen);
       w.f64(message.round);
+      if (message.type === "heartbeat") w.f64(message.logTime);
       break;
     case "accepted":
       w.u8(TAG.accepted);
@@ -201,7 +202,7 @@ export function decodeBinary(buffer: Buffer): Message | undefined {
     let message: Message;
     switch (tag) {
       case TAG.heartbeat:
-        message = { type: "heartbeat", from, to, ballot, firstUnchosen: r.natural(), round: r.natural() };
+        message = { type: "heartbeat", from, to, ballot, firstUnchosen: r.natural(), round: r.natural(), logTime: r.natural() };
         break;
       case TAG["heartbeat-reply"]:
         message = { type: "heartbeat-reply", from, to, ballot, firstUnchosen: r.natural(), round: r.natural() };
@@ -298,6 +299,7 @@ export function validateByHand(frame: unknown): Message | undefined {
   switch (m.type) {
     case "heartbeat":
     case "heartbeat-reply":
+      if (m.type === "heartbeat" && !(typeof m.logTime === "number" && Number.isFinite(m.logTime))) return undefined;
       return isNatural(m.firstUnchosen) && isNatural(m.round) ? (m as unknown as Message) : undefined;
     case "accepted":
       return isNatural(m.firstUnchosen) && Array.isArray(m.slots) && (m.slots as unknown[]).every(isNatural) ? (m as unknown as Message) : undefined;

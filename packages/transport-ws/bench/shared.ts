@@ -15,7 +15,7 @@ const BALLOT = Object.freeze({ round: 42, node: BENCH_NODE });
 
 /** A heartbeat with `id` as its round: the frame `{v,t,m}` is ~140 B of JSON. */
 export function heartbeat(id: number, from = BENCH_NODE, to = CHILD_NODE): Message {
-  return { type: "heartbeat", from, to, ballot: BALLOT, firstUnchosen: 1_234_567, round: id };
+  return { type: "heartbeat", from, to, ballot: BALLOT, firstUnchosen: 1_234_567, round: id, logTime: 1_700_000_000_000 + id };
 }
 
 /** Application operations of the 4 KiB accept: 16 puts of 256 B of JSON each (4 096 B of ops). */

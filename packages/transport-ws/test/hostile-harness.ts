@@ -113,7 +113,7 @@ export class RawSocket {
 
 /** A valid heartbeat from `from` to `to`; `round` tells messages apart. */
 export function heartbeat(from: string, to: string, round = 1): Message {
-  return { type: "heartbeat", from, to, ballot: { round, node: from }, firstUnchosen: 0, round };
+  return { type: "heartbeat", from, to, ballot: { round, node: from }, firstUnchosen: 0, round, logTime: 0 };
 }
 
 /**

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     process.stdout.write(`PORT ${await server.listen()}\n`);
   } else if (mode === "dialer" && url !== undefined) {
     const link = new PeerLink({ self: "a", peer: "b", url, clusterId: HOSTILE_PROCESS_CLUSTER, secret: HOSTILE_PROCESS_SECRET, logger: silentLogger });
-    link.send({ type: "heartbeat", from: "a", to: "b", ballot: { round: 1, node: "a" }, firstUnchosen: 0, round: 1 });
+    link.send({ type: "heartbeat", from: "a", to: "b", ballot: { round: 1, node: "a" }, firstUnchosen: 0, round: 1, logTime: 0 });
     process.stdout.write("DIALING\n");
   } else {
     throw new Error(`usage: hostile-process.ts listener | dialer <url>`);

@@ -30,8 +30,9 @@ export interface HousekeeperLog {
  *   last applied batch's time, plus the time since it was applied here)
  *   passes the earliest expiry. The estimate never runs ahead of the
  *   leader's log clock, so a lease never expires early; after a failover
- *   log time resumes where the log left it, which extends leases by the
- *   election's length (as etcd does).
+ *   log time resumes from the old leader's last heartbeat, which extends
+ *   leases by about the election's length (as etcd does), not by how long
+ *   the log was idle before it.
  * - **Compaction** of history older than `retainRevisions`.
  *
  * Only the leader proposes; a follower's proposals would be refused anyway.

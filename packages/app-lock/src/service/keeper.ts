@@ -25,11 +25,10 @@ export type KeepaliveAnswer =
  * makes something due on an idle log (a session's deadline, the end of a
  * lock-delay), the leader proposes a `tick` so that it happens.
  *
- * A new leader starts from the deadlines in the log: a session that stopped
- * keeping alive expires at most its remaining TTL (plus the election's
- * length, during which log time stands still) after the last renewal. So
- * that log time stands still only that long, the leader writes a `tick`
- * whenever the log has been idle for a renewal period while sessions live.
+ * A new leader starts from the deadlines in the log and from the log clock
+ * its predecessor's heartbeats carried (core keeps it between batches): a
+ * session that stopped keeping alive expires at most its remaining TTL plus
+ * the election's length after the last renewal, however idle the log was.
  */
 export class SessionKeeper {
   private readonly clock: LogTimeEstimator;
@@ -37,8 +36,6 @@ export class SessionKeeper {
   private readonly renewEveryMs: number;
   private noted = new Set<string>();
   private lastRenewAt = 0;
-  private lastLogTime = -1;
-  private lastLogAdvanceAt = 0;
   private inFlight = false;
 
   constructor(
@@ -73,10 +70,6 @@ export class SessionKeeper {
   private run(): void {
     const logTime = this.clock.estimate();
     const now = performance.now();
-    if (this.node.logTime !== this.lastLogTime) {
-      this.lastLogTime = this.node.logTime;
-      this.lastLogAdvanceAt = now;
-    }
     if (this.inFlight || this.node.status().role !== "leader") return;
     if (this.noted.size > 0 && now - this.lastRenewAt >= this.renewEveryMs) {
       this.lastRenewAt = now;
@@ -86,13 +79,7 @@ export class SessionKeeper {
     }
     const deadline = this.machine.nextDeadline;
     const delayEnd = this.machine.nextDelayEnd;
-    if ((deadline !== undefined && deadline <= logTime) || (delayEnd !== undefined && delayEnd <= logTime)) return this.propose({ type: "tick" });
-    // A new leader's log clock starts from the last entry's time: while sessions live, keep the log's
-    // time fresh, so that a failover extends them by the election's length, not by the idle time before it.
-    if (deadline !== undefined && now - this.lastLogAdvanceAt >= this.renewEveryMs) {
-      this.lastLogAdvanceAt = now;
-      this.propose({ type: "tick" });
-    }
+    if ((deadline !== undefined && deadline <= logTime) || (delayEnd !== undefined && delayEnd <= logTime)) this.propose({ type: "tick" });
   }
 
   private propose(op: LockOp): void {

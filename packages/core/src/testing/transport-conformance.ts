@@ -27,7 +27,7 @@ export function sampleMessages(from: NodeId, to: NodeId): Message[] {
     { type: "accepted", from, to, ballot, slots: [6, 7], firstUnchosen: 5 },
     { type: "reject", from, to, ballot, promised: { round: 4, node: "b" }, reason: "promised-higher" },
     { type: "success", from, to, ballot, entries: [{ slot: 5, value }], firstUnchosen: 8 },
-    { type: "heartbeat", from, to, ballot, firstUnchosen: 8, round: 17 },
+    { type: "heartbeat", from, to, ballot, firstUnchosen: 8, round: 17, logTime: 1_700_000_000_000 },
     { type: "heartbeat-reply", from, to, ballot, round: 17, firstUnchosen: 8 },
   ];
 }
@@ -67,7 +67,7 @@ export function runTransportConformance(name: string, harness: TransportHarness)
           for (const to of ids) {
             if (from === to) continue;
             for (let round = 0; round < perLink; round += 1) {
-              cluster.transports.get(from)?.send({ type: "heartbeat", from, to, ballot, firstUnchosen: round, round });
+              cluster.transports.get(from)?.send({ type: "heartbeat", from, to, ballot, firstUnchosen: round, round, logTime: round });
             }
           }
         }
@@ -80,9 +80,9 @@ export function runTransportConformance(name: string, harness: TransportHarness)
     it("never throws: unknown addressees, and sends after close, are dropped", async () => {
       const cluster = await harness.create(["a", "b"]);
       const a = cluster.transports.get("a") as Transport;
-      expect(() => a.send({ type: "heartbeat", from: "a", to: "nobody", ballot, firstUnchosen: 0, round: 1 })).not.toThrow();
+      expect(() => a.send({ type: "heartbeat", from: "a", to: "nobody", ballot, firstUnchosen: 0, round: 1, logTime: 0 })).not.toThrow();
       await cluster.close();
-      expect(() => a.send({ type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 0, round: 1 })).not.toThrow();
+      expect(() => a.send({ type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 0, round: 1, logTime: 0 })).not.toThrow();
     });
   });
 }
