@@ -24,6 +24,8 @@ export const PLANTED_BUGS = [
   "forget-promise-on-restart",
   /** The leader serves reads from its local state at once, without confirming with a quorum that it still leads. */
   "read-without-quorum",
+  /** A configuration takes effect at the slot after the one that chose it, while the leader keeps many slots in flight: the leader can count votes with the wrong quorum. */
+  "config-without-alpha",
 ] as const;
 
 export type PlantedBug = (typeof PLANTED_BUGS)[number];

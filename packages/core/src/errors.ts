@@ -93,6 +93,24 @@ export class InvalidInputError extends SynodError {
   }
 }
 
+/**
+ * A configuration change was refused. `CONFIG_CHANGED`: it expected another
+ * configuration than the one chosen last (`currentId`): read the
+ * configuration again and decide anew. `CHANGE_IN_PROGRESS`: another change
+ * is being decided; wait for it. `INVALID_CONFIG` and `NOT_A_VOTER`: the
+ * request itself is wrong.
+ */
+export class ConfigChangeError extends SynodError {
+  readonly retryable = false;
+  constructor(
+    readonly code: "CONFIG_CHANGED" | "CHANGE_IN_PROGRESS" | "INVALID_CONFIG" | "NOT_A_VOTER",
+    detail: string,
+    readonly currentId?: number,
+  ) {
+    super(`configuration change refused (${code}): ${detail}`);
+  }
+}
+
 /** A broken internal invariant: a bug, never bad input. The replica must stop. */
 export class InvariantError extends Error {
   constructor(message: string) {

@@ -1,5 +1,6 @@
 import type { NodeId } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
+import { ConfigLog, type Configuration } from "./config.js";
 import { type ErrorReply, SessionExpiredError, StaleSequenceError, invariant } from "./errors.js";
 import type { ChosenEntry, Command } from "./values.js";
 
@@ -76,14 +77,24 @@ export interface SessionRecord {
 
 /**
  * What the log vouches for at a snapshot: the slot it reflects, the log time,
- * the configuration and the session table. An application snapshot written
+ * the configurations and the session table. An application snapshot written
  * against a handle, plus the handle, replaces the log up to `slot`.
  */
 export interface SnapshotHandle {
   readonly slot: number;
   readonly time: number;
-  readonly voters: readonly NodeId[];
+  /** The configurations that govern the slots after `slot` (the first governs `slot + 1`). */
+  readonly configs: readonly Configuration[];
   readonly sessions: readonly SessionRecord[];
+}
+
+/** A configuration change applied: the configuration it made, or undefined when it was refused (it expected another). */
+export interface AppliedConfig {
+  readonly slot: number;
+  readonly request: string;
+  readonly config: Configuration | undefined;
+  /** The configuration chosen last, after this entry. */
+  readonly latest: Configuration;
 }
 
 export interface Snapshot {
@@ -94,7 +105,11 @@ export interface Snapshot {
 export interface HostOptions {
   /** A session idle (by log time) for longer than this is expired, deterministically, at the next batch. */
   readonly sessionTtlMs: number;
+  /** The bootstrap configuration's voters and learners (as the replica's). */
   readonly voters: readonly NodeId[];
+  readonly learners?: readonly NodeId[];
+  /** The replicas' α (default 64, as `ReplicaOptions`). */
+  readonly alpha?: number;
   readonly bugs?: PlantedBugs;
 }
 
@@ -110,6 +125,8 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
   private appliedThroughSlot = -1;
   private logTime = 0;
   private readonly bugs: PlantedBugs;
+  private configs: ConfigLog;
+  private configOutcomes: AppliedConfig[] = [];
 
   constructor(
     readonly machine: StateMachine<Op, Test, Result, Query, QueryResult>,
@@ -117,6 +134,19 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
   ) {
     invariant(options.sessionTtlMs > 0, "sessionTtlMs must be positive");
     this.bugs = options.bugs ?? NO_BUGS;
+    this.configs = ConfigLog.bootstrap(options.alpha ?? 64, options.voters, options.learners ?? []);
+  }
+
+  /** The configuration chosen last, as applied here. */
+  get config(): Configuration {
+    return this.configs.latest;
+  }
+
+  /** The configuration changes applied since the last call, with their outcomes. */
+  takeConfigOutcomes(): AppliedConfig[] {
+    const outcomes = this.configOutcomes;
+    this.configOutcomes = [];
+    return outcomes;
   }
 
   get appliedThrough(): number {
@@ -146,6 +176,12 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     invariant(entry.slot === this.appliedThroughSlot + 1, () => `applying slot ${entry.slot} after ${this.appliedThroughSlot}`);
     this.appliedThroughSlot = entry.slot;
     const value = entry.value;
+    if (value.type === "config") {
+      const config = this.configs.choose(entry.slot, value.change);
+      this.configs.prune(entry.slot + 1);
+      this.configOutcomes.push({ slot: entry.slot, request: value.request, config, latest: this.configs.latest });
+      return [];
+    }
     if (value.type !== "batch") return [];
     if (value.time > this.logTime) this.logTime = value.time;
     this.expireSessions();
@@ -166,7 +202,7 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     const handle: SnapshotHandle = {
       slot: this.appliedThroughSlot,
       time: this.logTime,
-      voters: [...this.options.voters],
+      configs: this.configs.historyAfter(this.appliedThroughSlot),
       sessions: [...this.sessions].map(([session, entry]) => ({ session, ...entry })),
     };
     const serialize = this.machine.snapshot();
@@ -182,6 +218,8 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     }
     this.appliedThroughSlot = snapshot.handle.slot;
     this.logTime = snapshot.handle.time;
+    this.configs = new ConfigLog(this.configs.alpha, snapshot.handle.configs, snapshot.handle.slot);
+    this.configOutcomes = [];
   }
 
   /** A digest of sessions and application state at the applied slot (application digest when it provides one). */

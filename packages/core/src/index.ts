@@ -1,5 +1,6 @@
 export * from "./ballot.js";
 export * from "./bugs.js";
+export * from "./config.js";
 export { DeadlineHeap } from "./deadline-heap.js";
 export type { Clock } from "./clock.js";
 export * from "./errors.js";

@@ -16,7 +16,8 @@ export type Message =
   | Reject
   | Success
   | Heartbeat
-  | HeartbeatReply;
+  | HeartbeatReply
+  | TakeOver;
 
 interface Envelope {
   readonly from: NodeId;
@@ -44,6 +45,8 @@ export interface Prepare extends Envelope {
   readonly type: "prepare";
   readonly ballot: Ballot;
   readonly fromSlot: number;
+  /** The leader handed over to the sender (`take-over`): acceptors that still hear it promise anyway. */
+  readonly transfer?: boolean;
 }
 
 /**
@@ -124,6 +127,16 @@ export interface HeartbeatReply extends Envelope {
   readonly ballot: Ballot;
   readonly round: number;
   readonly firstUnchosen: number;
+}
+
+/**
+ * The leader hands leadership to the receiver (it is leaving the voters, or
+ * an operator asked): the receiver stands at once, without waiting for an
+ * election timeout. Only liveness rests on it; Phase 1 keeps it safe.
+ */
+export interface TakeOver extends Envelope {
+  readonly type: "take-over";
+  readonly ballot: Ballot;
 }
 
 export type MessageType = Message["type"];

@@ -18,6 +18,8 @@ export interface FoundValue {
 export class PhaseOne {
   /** Acceptors that promised and reported everything they accepted. */
   private readonly complete = new Set<NodeId>();
+  /** Acceptors sent a prepare at this ballot (a leader asks members it learns of later too). */
+  readonly asked = new Set<NodeId>();
   private readonly found = new Map<number, FoundValue>();
   /** The highest slot any promise reported; the new leader proposes up to it. */
   maxSlotFound: number;
@@ -33,6 +35,11 @@ export class PhaseOne {
   record(acceptor: NodeId, entries: readonly SlotRecord[], complete: boolean): void {
     for (const entry of entries) this.consider(entry);
     if (complete) this.complete.add(acceptor);
+  }
+
+  /** True once `acceptor` has promised and reported everything. */
+  isComplete(acceptor: NodeId): boolean {
+    return this.complete.has(acceptor);
   }
 
   /** True once a quorum of acceptors has promised and reported everything. */

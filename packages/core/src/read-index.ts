@@ -57,12 +57,19 @@ export class ReadIndex {
     return this.round - round < ROUND_MEMORY ? this.sentFirstUnchosen[round % ROUND_MEMORY] : undefined;
   }
 
-  /** Removes and returns the reads that may now be served. */
-  takeReady(voters: readonly NodeId[], firstUnchosen: number): { id: number; slot: number }[] {
+  /**
+   * Removes and returns the reads that may now be served. `electorates` are
+   * the voters of every configuration a competing leader could need: a
+   * majority of each must have answered.
+   */
+  takeReady(electorates: readonly (readonly NodeId[])[], firstUnchosen: number): { id: number; slot: number }[] {
     if (this.reads.length === 0) return [];
-    const answered = voters.map((voter) => this.acks.get(voter) ?? 0).sort((a, b) => b - a);
-    // The highest round a majority has answered.
-    const confirmed = answered[Math.floor(voters.length / 2)] ?? 0;
+    let confirmed = Number.POSITIVE_INFINITY;
+    for (const voters of electorates) {
+      const answered = voters.map((voter) => this.acks.get(voter) ?? 0).sort((a, b) => b - a);
+      // The highest round a majority of these voters has answered.
+      confirmed = Math.min(confirmed, answered[Math.floor(voters.length / 2)] ?? 0);
+    }
     const ready: { id: number; slot: number }[] = [];
     const waiting: PendingRead[] = [];
     for (const read of this.reads) {

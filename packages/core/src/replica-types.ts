@@ -2,6 +2,7 @@ import type { Ballot, NodeId } from "./ballot.js";
 import { ZERO_BALLOT } from "./ballot.js";
 import type { PlantedBugs } from "./bugs.js";
 import type { Clock } from "./clock.js";
+import type { Configuration } from "./config.js";
 import type { SynodError } from "./errors.js";
 import type { Message } from "./messages.js";
 import type { Random } from "./random.js";
@@ -27,6 +28,12 @@ export interface ReplicaOptions {
   maxSuccessEntries: number;
   /** Most commands queued at the leader waiting for a slot before proposals are refused. */
   maxQueuedCommands: number;
+  /**
+   * Lamport's α: a configuration chosen at slot i governs slots from i + α
+   * on, and the leader never has more than α slots in flight. Every replica
+   * of a cluster must use the same value.
+   */
+  alpha: number;
 }
 
 export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
@@ -39,6 +46,7 @@ export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
   maxPromiseEntries: 512,
   maxSuccessEntries: 256,
   maxQueuedCommands: 100_000,
+  alpha: 64,
 });
 
 /** What a replica finds in its storage when it starts. */
@@ -52,6 +60,12 @@ export interface RecoveredState {
   readonly appliedThrough: number;
   /** The log time of the snapshot, if any: the log clock never goes below it, even when compaction left no batch behind. */
   readonly logTime?: number;
+  /**
+   * The configurations a snapshot carried (those governing slots after it)
+   * and the slot it was taken at; without them the replica starts from the
+   * bootstrap configuration in `ReplicaConfig`.
+   */
+  readonly configs?: { readonly history: readonly Configuration[]; readonly through: number };
 }
 
 export const EMPTY_STATE: RecoveredState = Object.freeze({
@@ -63,8 +77,10 @@ export const EMPTY_STATE: RecoveredState = Object.freeze({
 
 export interface ReplicaConfig {
   readonly id: NodeId;
-  /** The voting members, including `id`. */
+  /** The bootstrap configuration's voters (every replica of a cluster starts from the same one). */
   readonly voters: readonly NodeId[];
+  /** The bootstrap configuration's learners. */
+  readonly learners?: readonly NodeId[];
   readonly random: Random;
   readonly clock: Clock;
   readonly options?: Partial<ReplicaOptions>;
@@ -145,4 +161,18 @@ export interface ReplicaStatus {
   readonly lastSlot: number;
   readonly handedOutThrough: number;
   readonly queuedCommands: number;
+  /** The configuration chosen last, as this replica knows it. */
+  readonly config: Configuration;
+  /** The slot from which `config` governs. */
+  readonly configEffectiveSlot: number;
+  /** On a leader: each other member's progress. */
+  readonly peers: readonly PeerStatus[];
+}
+
+export interface PeerStatus {
+  readonly id: NodeId;
+  /** The peer's own `firstUnchosen`, as it last reported it. */
+  readonly firstUnchosen: number;
+  /** Ticks since it last answered. */
+  readonly silentTicks: number;
 }

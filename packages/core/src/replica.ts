@@ -1,7 +1,8 @@
 import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, maxBallot, nextBallot } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
 import type { Clock } from "./clock.js";
-import { EpochChangedError, NotLeaderError, OverloadedError, invariant } from "./errors.js";
+import { type ConfigChange, ConfigLog, type Configuration, configChangeProblem, isVoter } from "./config.js";
+import { ConfigChangeError, EpochChangedError, NotLeaderError, OverloadedError, invariant } from "./errors.js";
 import type {
   Accept,
   AcceptEntry,
@@ -15,6 +16,7 @@ import type {
   Promise as PromiseMessage,
   Reject,
   Success,
+  TakeOver,
 } from "./messages.js";
 import { PhaseOne } from "./phase-one.js";
 import { PeerProgress } from "./progress.js";
@@ -34,6 +36,7 @@ import {
   type ReplicaStatus,
   type Role,
 } from "./replica-types.js";
+import type { PeerStatus } from "./replica-types.js";
 import { type ChosenEntry, type Command, NOOP, type SlotRecord, type Value, valueSize } from "./values.js";
 
 export * from "./replica-types.js";
@@ -58,6 +61,15 @@ interface LeaderState {
   readonly queue: ProposalQueue;
   readonly peers: Map<NodeId, PeerProgress>;
   readonly readIndex: ReadIndex;
+  /**
+   * Phase 1 at this ballot, kept for the whole leadership: slots enter the
+   * window as `firstUnchosen` moves, and each is proposed only once a
+   * quorum of its own configuration has promised (members learned of later
+   * are asked then), with the highest-ballot value any promise reported.
+   */
+  readonly phase: PhaseOne;
+  /** A configuration change waiting for a slot of its own. */
+  pendingConfig: { readonly change: ConfigChange; readonly request: string } | undefined;
   /** Log clock offset: log time = clock.now() + offset, continuing from the highest time in the log. */
   readonly timeOffset: number;
 }
@@ -70,7 +82,8 @@ interface LeaderState {
  */
 export class Replica {
   readonly id: NodeId;
-  private readonly voters: readonly NodeId[];
+  /** The configurations that govern slots from `firstUnchosen` on. */
+  private readonly configs: ConfigLog;
   private readonly options: ReplicaOptions;
   private readonly random: Random;
   private readonly clock: Clock;
@@ -107,15 +120,19 @@ export class Replica {
   private readonly output: ReadyBuilder;
 
   constructor(config: ReplicaConfig, recovered: RecoveredState = EMPTY_STATE) {
-    invariant(config.voters.includes(config.id), `replica ${config.id} is not among the voters ${config.voters.join(",")}`);
     this.id = config.id;
     this.output = new ReadyBuilder(config.id);
-    this.voters = [...config.voters];
     this.options = { ...DEFAULT_REPLICA_OPTIONS, ...config.options };
+    this.bugs = config.bugs ?? NO_BUGS;
+    // Planted bug: configurations take effect at the next slot while the leader still keeps α slots in flight.
+    const alpha = this.bugs.has("config-without-alpha") ? 1 : this.options.alpha;
+    this.configs =
+      recovered.configs === undefined
+        ? ConfigLog.bootstrap(alpha, config.voters, config.learners ?? [])
+        : new ConfigLog(alpha, recovered.configs.history, recovered.configs.through);
     invariant(this.options.heartbeatTicks < this.options.electionTicks, "heartbeatTicks must be below electionTicks");
     this.random = config.random;
     this.clock = config.clock;
-    this.bugs = config.bugs ?? NO_BUGS;
     this.promised = this.bugs.has("forget-promise-on-restart") ? ZERO_BALLOT : recovered.promised;
     this.log = SlotLog.recover(recovered.logStart, recovered.records);
     this.maxLogTime = recovered.logTime ?? 0;
@@ -144,7 +161,8 @@ export class Replica {
       return;
     }
     this.electionElapsed += 1;
-    if (this.electionElapsed >= this.electionTimeout) this.startPreVote();
+    // A replica that does not vote never stands; it keeps counting, so it also stops believing in a silent leader.
+    if (this.electionElapsed >= this.electionTimeout && this.canStand()) this.startPreVote();
   }
 
   /** Handles one message from another replica (or this one, via `advance`). */
@@ -171,6 +189,8 @@ export class Replica {
         return this.onHeartbeat(message);
       case "heartbeat-reply":
         return this.onHeartbeatReply(message);
+      case "take-over":
+        return this.onTakeOver(message);
       default: {
         const unreachable: never = message;
         throw new Error(`unknown message ${JSON.stringify(unreachable)}`);
@@ -192,6 +212,42 @@ export class Replica {
   }
 
   /**
+   * Queues a configuration change for a slot of its own. `request` names it,
+   * to find its outcome when applied. Throws `NotLeaderError` on a replica
+   * that is not the leader, and `ConfigChangeError` when the change expects
+   * another configuration than the one chosen last, when another change is
+   * under way, or when the configuration is malformed.
+   */
+  proposeConfig(change: ConfigChange, request: string): void {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
+    const problem = configChangeProblem(change);
+    if (problem !== undefined) throw new ConfigChangeError("INVALID_CONFIG", problem);
+    const latest = this.configs.latest;
+    if (change.expected !== latest.id) {
+      throw new ConfigChangeError("CONFIG_CHANGED", `the change expects configuration ${change.expected}, but ${latest.id} was chosen last`, latest.id);
+    }
+    if (leader.pendingConfig !== undefined || this.configInFlight(leader)) {
+      throw new ConfigChangeError("CHANGE_IN_PROGRESS", "another configuration change is being decided", latest.id);
+    }
+    leader.pendingConfig = { change, request };
+  }
+
+  /**
+   * Asks the leader to hand leadership to `to` (a voter): it stops leading
+   * and tells `to` to stand at once.
+   */
+  transferLeadership(to: NodeId): void {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
+    if (to === this.id) return;
+    if (!isVoter(this.configs.latest, to)) throw new ConfigChangeError("NOT_A_VOTER", `${to} is not a voter of configuration ${this.configs.latest.id}`);
+    const ballot = leader.ballot;
+    this.becomeFollower(to);
+    this.output.send({ type: "take-over", from: this.id, to, ballot });
+  }
+
+  /**
    * Starts a linearizable read (read index): the returned id appears in a
    * later `Ready.reads` once a quorum has confirmed this replica still leads
    * and every slot it knew of when the read arrived is chosen.
@@ -205,7 +261,8 @@ export class Replica {
       this.output.readReady({ id, slot: this.firstUnchosen });
       return id;
     }
-    leader.readIndex.add(id, leader.nextSlot);
+    // Past every slot Phase 1 found too: those may be chosen already, though not yet proposed again.
+    leader.readIndex.add(id, Math.max(leader.nextSlot, leader.phase.maxSlotFound + 1));
     return id;
   }
 
@@ -254,7 +311,16 @@ export class Replica {
       lastSlot: this.log.lastSlot,
       handedOutThrough: this.handedOutThrough,
       queuedCommands: this.leader?.queue.size ?? 0,
+      config: this.configs.latest,
+      configEffectiveSlot: this.configs.latestEffectiveSlot,
+      peers: this.peerStatuses(),
     };
+  }
+
+  private peerStatuses(): PeerStatus[] {
+    const leader = this.leader;
+    if (leader === undefined) return [];
+    return [...leader.peers].map(([id, progress]) => ({ id, firstUnchosen: progress.firstUnchosen, silentTicks: this.currentTick - progress.lastHeardTick }));
   }
 
   /** The acceptor's record of `slot`, if it holds one (for tests and the simulator's checks). */
@@ -281,6 +347,9 @@ export class Replica {
       invariant(ballotsEqual(leader.ballot, this.promised), "leader ballot is not the promised one");
       invariant(leader.nextSlot >= this.firstUnchosen, "nextSlot below firstUnchosen");
       for (const slot of leader.proposals.keys()) invariant(slot >= this.firstUnchosen && slot < leader.nextSlot, () => `proposal at ${slot} outside window`);
+      if (!this.bugs.has("config-without-alpha")) {
+        invariant(leader.nextSlot - this.firstUnchosen <= this.options.alpha, () => `${leader.nextSlot - this.firstUnchosen} slots in flight, more than α = ${this.options.alpha}`);
+      }
     } else {
       invariant(leader === undefined, () => `${this.role} keeps leader state`);
     }
@@ -299,6 +368,16 @@ export class Replica {
     return this.leaderId !== undefined && this.electionElapsed < this.options.electionTicks;
   }
 
+  /** A replica stands only where it votes: in the configuration of its next slot, or in the latest. */
+  private canStand(): boolean {
+    return isVoter(this.configs.governing(this.firstUnchosen), this.id) || isVoter(this.configs.latest, this.id);
+  }
+
+  /** Every configuration a leader elected now would need a quorum of: those governing its window. */
+  private electorates(): Configuration[] {
+    return this.configs.governingRange(this.firstUnchosen, this.firstUnchosen + this.options.alpha - 1);
+  }
+
   private startPreVote(): void {
     this.abandonLeadership(undefined);
     this.candidate = undefined;
@@ -309,8 +388,8 @@ export class Replica {
     const ballot = nextBallot(maxBallot(this.maxBallotSeen, this.promised), this.id);
     this.preVote = { ballot, granted: new Set([this.id]) };
     if (this.checkPreVoteQuorum()) return;
-    for (const voter of this.voters) {
-      if (voter !== this.id) this.output.send({ type: "pre-vote", from: this.id, to: voter, ballot });
+    for (const member of this.configs.membersFrom(this.firstUnchosen)) {
+      if (member !== this.id) this.output.send({ type: "pre-vote", from: this.id, to: member, ballot });
     }
   }
 
@@ -331,31 +410,44 @@ export class Replica {
 
   private checkPreVoteQuorum(): boolean {
     const preVote = this.preVote;
-    if (preVote === undefined || !hasQuorum(this.voters, preVote.granted)) return false;
+    if (preVote === undefined || !this.electorates().every((config) => hasQuorum(config.voters, preVote.granted))) return false;
     this.startPhaseOne(preVote.ballot);
     return true;
   }
 
   /** Phase 1 for every slot from `firstUnchosen` on, with one prepare per acceptor (more only for chunked replies). */
-  private startPhaseOne(ballot: Ballot): void {
+  private startPhaseOne(ballot: Ballot, transfer = false): void {
     this.preVote = undefined;
     this.role = "candidate";
     this.electionElapsed = 0;
-    this.candidate = new PhaseOne(ballot, this.firstUnchosen);
-    for (const voter of this.voters) this.sendPrepare(voter, ballot, this.firstUnchosen);
+    const phase = new PhaseOne(ballot, this.firstUnchosen);
+    this.candidate = phase;
+    for (const member of this.configs.membersFrom(this.firstUnchosen)) {
+      phase.asked.add(member);
+      this.sendPrepare(member, ballot, this.firstUnchosen, transfer);
+    }
   }
 
-  private sendPrepare(to: NodeId, ballot: Ballot, fromSlot: number): void {
-    const prepare: Prepare = { type: "prepare", from: this.id, to, ballot, fromSlot };
+  private sendPrepare(to: NodeId, ballot: Ballot, fromSlot: number, transfer = false): void {
+    const prepare: Prepare = transfer ? { type: "prepare", from: this.id, to, ballot, fromSlot, transfer } : { type: "prepare", from: this.id, to, ballot, fromSlot };
     if (to === this.id) this.onPrepare(prepare);
     else this.output.send(prepare);
+  }
+
+  /** The leader handed over to this replica: stand now. */
+  private onTakeOver(message: TakeOver): void {
+    this.noteBallot(message.ballot);
+    if (this.role === "leader" || !this.canStand()) return;
+    this.abandonLeadership(undefined);
+    this.leaderId = undefined;
+    this.startPhaseOne(nextBallot(maxBallot(this.maxBallotSeen, this.promised), this.id), true);
   }
 
   private onPrepare(message: Prepare): void {
     this.noteBallot(message.ballot);
     const order = compareBallots(message.ballot, this.promised);
     if (order < 0) return this.reject(message.from, message.ballot, "promised-higher");
-    if (order > 0 && message.from !== this.id && message.from !== this.leaderId && this.hearsLiveLeader()) {
+    if (order > 0 && message.from !== this.id && message.from !== this.leaderId && message.transfer !== true && this.hearsLiveLeader()) {
       return this.reject(message.from, message.ballot, "leader-alive");
     }
     if (order > 0) {
@@ -381,18 +473,23 @@ export class Replica {
   }
 
   private onPromise(message: PromiseMessage): void {
-    const candidate = this.candidate;
-    if (this.role !== "candidate" || candidate === undefined || !ballotsEqual(message.ballot, candidate.ballot)) return;
-    if (message.logStart > candidate.fromSlot) {
+    const phase = this.candidate ?? this.leader?.phase;
+    if (phase === undefined || !ballotsEqual(message.ballot, phase.ballot)) return;
+    if (message.logStart > this.firstUnchosen) {
       // The acceptor compacted chosen slots this replica lacks: it cannot
       // fill them in (a no-op there would contradict the chosen value), so it
       // does not lead; it waits to catch up from whoever does.
       this.becomeFollower(undefined);
       return;
     }
-    candidate.record(message.from, message.entries, message.noMoreAccepted);
-    if (!message.noMoreAccepted) this.sendPrepare(message.from, candidate.ballot, message.nextSlot);
-    if (candidate.hasQuorum(this.voters)) this.becomeLeader(candidate);
+    phase.record(message.from, message.entries, message.noMoreAccepted);
+    if (!message.noMoreAccepted) this.sendPrepare(message.from, phase.ballot, message.nextSlot);
+    if (this.role === "candidate") {
+      if (this.electorates().every((config) => phase.hasQuorum(config.voters))) this.becomeLeader(phase);
+      return;
+    }
+    // A late promise, to a leader asking members it learned of: chosen values it reported are learned.
+    for (const entry of message.entries) if (entry.chosen) this.learnChosen(entry.slot, entry.value);
   }
 
   private becomeLeader(candidate: PhaseOne): void {
@@ -401,37 +498,69 @@ export class Replica {
     this.leaderId = this.id;
     this.heartbeatElapsed = 0;
     const ballot = candidate.ballot;
-    const peers = new Map<NodeId, PeerProgress>();
-    for (const voter of this.voters) {
-      if (voter === this.id) continue;
-      peers.set(voter, new PeerProgress(candidate.fromSlot, this.currentTick, this.options.maxInflightSlots, this.options.maxInflightBytes));
-    }
     this.leader = {
       ballot,
-      nextSlot: candidate.fromSlot,
+      nextSlot: this.firstUnchosen,
       proposals: new Map(),
       queue: new ProposalQueue(),
-      peers,
+      peers: new Map(),
       readIndex: new ReadIndex(),
+      phase: candidate,
+      pendingConfig: undefined,
       timeOffset: this.maxLogTime - this.clock.now(),
     };
-    // Re-propose every slot Phase 1 found, the highest-ballot value in each,
-    // and fill the gaps with no-ops, so every slot below nextSlot gets chosen.
-    const leader = this.leader;
+    this.syncPeers(this.leader);
+    // Values Phase 1 found chosen are learned now; the others are proposed
+    // again (the highest-ballot value in each slot, no-ops in the gaps) as
+    // the window reaches them, in `cutBatches`.
     for (let slot = candidate.fromSlot; slot <= candidate.maxSlotFound; slot += 1) {
       const found = candidate.valueAt(slot);
-      const local = this.log.get(slot);
-      if (local?.chosen) {
-        // Already chosen here: peers that lack it learn it by `success`.
-      } else if (found?.chosen) {
-        this.learnChosen(slot, found.value);
-      } else {
-        const value = found === undefined || this.bugs.has("ignore-promised-values") ? NOOP : found.value;
-        this.proposeAt(leader, slot, value);
-      }
-      leader.nextSlot = slot + 1;
+      if (found?.chosen) this.learnChosen(slot, found.value);
     }
     this.broadcastHeartbeat();
+  }
+
+  /** The leader replicates to every member of a configuration that governs a slot from `firstUnchosen` on. */
+  private syncPeers(leader: LeaderState): void {
+    const members = this.configs.membersFrom(this.firstUnchosen);
+    for (const member of members) {
+      if (member === this.id || leader.peers.has(member)) continue;
+      leader.peers.set(member, new PeerProgress(this.firstUnchosen, this.currentTick, this.options.maxInflightSlots, this.options.maxInflightBytes));
+    }
+    for (const peer of [...leader.peers.keys()]) if (!members.has(peer)) leader.peers.delete(peer);
+  }
+
+  /** A configuration change was chosen: the leader replicates to new members, and hands over if it no longer votes. */
+  private onConfigChosen(): void {
+    const leader = this.leader;
+    if (leader === undefined) return;
+    this.syncPeers(leader);
+    const latest = this.configs.latest;
+    // Ask new voters to promise now, not when the window reaches the slots they govern.
+    for (const voter of latest.voters) {
+      if (leader.phase.asked.has(voter)) continue;
+      leader.phase.asked.add(voter);
+      this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
+    }
+    if (isVoter(latest, this.id)) return;
+    // Hand over to the voter that is furthest along, so it can lead at once.
+    let best: NodeId | undefined;
+    let bestFirstUnchosen = -1;
+    for (const voter of latest.voters) {
+      const progress = leader.peers.get(voter);
+      if (progress !== undefined && progress.firstUnchosen > bestFirstUnchosen) {
+        best = voter;
+        bestFirstUnchosen = progress.firstUnchosen;
+      }
+    }
+    if (best !== undefined) this.transferLeadership(best);
+    else this.becomeFollower(undefined);
+  }
+
+  /** True while a configuration change of this leader's is proposed and not yet chosen. */
+  private configInFlight(leader: LeaderState): boolean {
+    for (const proposal of leader.proposals.values()) if (proposal.value.type === "config") return true;
+    return false;
   }
 
   /** Leaves any leader or candidate role; fails what was in flight. */
@@ -618,7 +747,17 @@ export class Replica {
   }
 
   private advanceFirstUnchosen(): void {
-    while (this.log.isChosen(this.firstUnchosen)) this.firstUnchosen += 1;
+    let changed = false;
+    for (;;) {
+      const state = this.log.get(this.firstUnchosen);
+      if (state?.chosen !== true) break;
+      if (state.value.type === "config" && this.configs.choose(this.firstUnchosen, state.value.change) !== undefined) changed = true;
+      this.firstUnchosen += 1;
+    }
+    if (this.leader !== undefined && this.leader.nextSlot < this.firstUnchosen) this.leader.nextSlot = this.firstUnchosen;
+    if (!changed) return;
+    this.configs.prune(this.firstUnchosen);
+    this.onConfigChosen();
   }
 
   private replyAfterPersist(message: Message): void {
@@ -650,7 +789,7 @@ export class Replica {
       if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks) heard.add(peer);
       progress.retransmitIfStalled(this.currentTick, 2 * this.options.heartbeatTicks, this.log.logStart);
     }
-    if (!hasQuorum(this.voters, heard)) {
+    if (!this.electorates().every((config) => hasQuorum(config.voters, heard))) {
       this.becomeFollower(undefined);
       return;
     }
@@ -663,6 +802,12 @@ export class Replica {
       oldest.sentTick = this.currentTick;
       for (const [peer, progress] of leader.peers) {
         if (!oldest.votes.has(peer)) progress.reset(this.firstUnchosen);
+      }
+    }
+    // Prepares to members asked after the election may have been lost: ask again those still missing.
+    for (const config of [...this.electorates(), this.configs.latest]) {
+      for (const voter of config.voters) {
+        if (leader.phase.asked.has(voter) && !leader.phase.isComplete(voter)) this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
       }
     }
     this.broadcastHeartbeat();
@@ -718,7 +863,7 @@ export class Replica {
       const proposal = leader.proposals.get(slot);
       if (proposal === undefined) continue;
       proposal.votes.add(message.from);
-      if (hasQuorum(this.voters, proposal.votes)) {
+      if (hasQuorum(this.configs.governing(slot).voters, proposal.votes)) {
         leader.proposals.delete(slot);
         const state = this.log.get(slot);
         if (state !== undefined && !state.chosen) this.markChosen(slot, state);
@@ -753,7 +898,12 @@ export class Replica {
   private checkReads(): void {
     const leader = this.leader;
     if (leader === undefined || leader.readIndex.waiting === 0) return;
-    for (const read of leader.readIndex.takeReady(this.voters, this.firstUnchosen)) this.output.readReady(read);
+    // Until Phase 1 has settled (every value it found is chosen, and a quorum of each configuration in
+    // the window promised), a slot beyond what it found may hold a value chosen under a configuration
+    // this leader has only just learned of.
+    if (this.firstUnchosen <= leader.phase.maxSlotFound || !this.electorates().every((config) => leader.phase.hasQuorum(config.voters))) return;
+    const electorates = this.electorates().map((config) => config.voters);
+    for (const read of leader.readIndex.takeReady(electorates, this.firstUnchosen)) this.output.readReady(read);
   }
 
   /** Cuts queued commands into slots and sends accepts within each peer's window. Runs before every `ready()`. */
@@ -770,16 +920,58 @@ export class Replica {
     return Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
   }
 
-  /** Cuts queued commands into batches, one slot each, while the window of unchosen slots allows. */
+  /**
+   * Fills the slots of the window (fewer than α past `firstUnchosen`, so the
+   * configuration of each is known), one value each: what Phase 1 found
+   * there, else a pending configuration change, else a batch of queued
+   * commands, else a no-op where a gap must be filled or where a chosen
+   * configuration waits for α slots to take effect. A slot is proposed only
+   * once a quorum of its configuration has promised.
+   */
   private cutBatches(leader: LeaderState): void {
-    const { maxBatchCommands, maxBatchBytes, maxInflightSlots } = this.options;
-    while (leader.nextSlot - this.firstUnchosen < maxInflightSlots) {
-      const batch = leader.queue.cut(maxBatchCommands, maxBatchBytes);
-      if (batch === undefined) return;
-      const time = this.leaderLogTime(leader);
-      this.proposeAt(leader, leader.nextSlot, { type: "batch", time, commands: batch.commands }, batch.bytes + 32);
+    const window = this.bugs.has("config-without-alpha") ? this.options.maxInflightSlots : Math.min(this.options.maxInflightSlots, this.options.alpha);
+    while (leader.nextSlot - this.firstUnchosen < window) {
+      const slot = leader.nextSlot;
+      if (this.log.isChosen(slot)) {
+        leader.nextSlot += 1;
+        continue;
+      }
+      if (!this.promisedForSlot(leader, slot)) return;
+      const value = this.nextValue(leader, slot);
+      if (value === undefined) return;
+      this.proposeAt(leader, slot, value.value, value.size);
       leader.nextSlot += 1;
     }
+  }
+
+  /** Whether a quorum of `slot`'s configuration promised this leader's ballot; asks members not yet asked. */
+  private promisedForSlot(leader: LeaderState, slot: number): boolean {
+    const config = this.configs.governing(slot);
+    if (leader.phase.hasQuorum(config.voters)) return true;
+    for (const voter of config.voters) {
+      if (leader.phase.asked.has(voter)) continue;
+      leader.phase.asked.add(voter);
+      this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
+    }
+    return false;
+  }
+
+  private nextValue(leader: LeaderState, slot: number): { value: Value; size: number } | undefined {
+    const found = leader.phase.valueAt(slot);
+    if (found !== undefined) {
+      const value = this.bugs.has("ignore-promised-values") ? NOOP : found.value;
+      return { value, size: valueSize(value) };
+    }
+    const pending = leader.pendingConfig;
+    if (pending !== undefined) {
+      leader.pendingConfig = undefined;
+      const value: Value = { type: "config", change: pending.change, request: pending.request };
+      return { value, size: valueSize(value) };
+    }
+    const batch = leader.queue.cut(this.options.maxBatchCommands, this.options.maxBatchBytes);
+    if (batch !== undefined) return { value: { type: "batch", time: this.leaderLogTime(leader), commands: batch.commands }, size: batch.bytes + 32 };
+    if (slot <= leader.phase.maxSlotFound || slot < this.configs.latestEffectiveSlot) return { value: NOOP, size: valueSize(NOOP) };
+    return undefined;
   }
 
   /** Proposes `value` for `slot` at the leader's ballot: this replica's own acceptor votes once its write is durable. */
@@ -804,6 +996,7 @@ export class Replica {
 
   /** For diagnostics: a one-line summary. */
   describe(): string {
-    return `${this.id} ${this.role} promised=${formatBallot(this.promised)} fu=${this.firstUnchosen} last=${this.log.lastSlot}`;
+    const config = this.configs.latest;
+    return `${this.id} ${this.role} promised=${formatBallot(this.promised)} fu=${this.firstUnchosen} last=${this.log.lastSlot} config=${config.id}:${config.voters.join(",")}/${config.learners.join(",")}`;
   }
 }

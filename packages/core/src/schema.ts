@@ -34,8 +34,21 @@ export const commandSchema = z.object({
   body: commandBodySchema,
 });
 
+const nodeIds = z.array(nodeId).max(1024).readonly();
+
+export const configurationSchema = z.object({
+  id: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+  voters: nodeIds,
+  learners: nodeIds,
+});
+
 export const valueSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("noop") }),
+  z.object({
+    type: z.literal("config"),
+    change: z.object({ expected: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER), voters: nodeIds, learners: nodeIds }),
+    request: z.string().max(256),
+  }),
   z.object({
     type: z.literal("batch"),
     time: z.number().finite(),
@@ -56,7 +69,8 @@ const envelope = { from: nodeId, to: nodeId };
 export const messageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("pre-vote"), ...envelope, ballot: ballotSchema }),
   z.object({ type: z.literal("pre-vote-reply"), ...envelope, ballot: ballotSchema, granted: z.boolean() }),
-  z.object({ type: z.literal("prepare"), ...envelope, ballot: ballotSchema, fromSlot: slot }),
+  z.object({ type: z.literal("prepare"), ...envelope, ballot: ballotSchema, fromSlot: slot, transfer: z.boolean().optional() }),
+  z.object({ type: z.literal("take-over"), ...envelope, ballot: ballotSchema }),
   z.object({
     type: z.literal("promise"),
     ...envelope,

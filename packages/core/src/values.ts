@@ -1,14 +1,26 @@
 import type { Ballot } from "./ballot.js";
+import type { ConfigChange } from "./config.js";
 
 /**
  * What a log slot holds. A slot is one Basic Paxos instance; the value chosen
  * there is one of these.
  */
-export type Value = NoopValue | BatchValue;
+export type Value = NoopValue | BatchValue | ConfigValue;
 
 /** Fills a gap found in Phase 1, so that later slots can be applied. */
 export interface NoopValue {
   readonly type: "noop";
+}
+
+/**
+ * A configuration change, alone in its slot: chosen at slot i, it governs
+ * slots from i + α on (see `ConfigLog`). `request` lets its proposer find
+ * its outcome when the slot is applied.
+ */
+export interface ConfigValue {
+  readonly type: "config";
+  readonly change: ConfigChange;
+  readonly request: string;
 }
 
 /**
@@ -76,6 +88,7 @@ export const NOOP: NoopValue = Object.freeze({ type: "noop" });
  */
 export function valueSize(value: Value): number {
   if (value.type === "noop") return 16;
+  if (value.type === "config") return 64 + value.request.length + estimateSize(value.change);
   let bytes = 32;
   for (const command of value.commands) bytes += commandSize(command);
   return bytes;

@@ -342,7 +342,7 @@ describe("StateMachineHost: snapshot handles", () => {
     const { handle, write } = host.beginSnapshot();
     expect(handle.slot).toBe(3);
     expect(handle.time).toBe(300);
-    expect(handle.voters).toEqual(VOTERS);
+    expect(handle.configs).toEqual([{ id: -1, voters: VOTERS, learners: [] }]);
     expect([...handle.sessions].sort((a, b) => (a.session < b.session ? -1 : 1))).toEqual([
       { session: "s", lastSeq: 2, lastOutcome: { ok: true, result: 2 }, lastActive: 300 },
       { session: "t", lastSeq: 1, lastOutcome: { ok: true, result: 1 }, lastActive: 200 },

@@ -1,7 +1,7 @@
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
-import type { Snapshot, SnapshotHandle } from "@synod/core";
+import { type Snapshot, type SnapshotHandle, configurationSchema } from "@synod/core";
 import { z } from "zod";
 import { syncDirectory, writeFileAtomically } from "./atomic-file.js";
 import { StorageCorruptionError } from "./errors.js";
@@ -23,7 +23,7 @@ const PATTERN = /^snap-(\d{16})\.snap$/;
 const handleSchema = z.object({
   slot: z.number().int().min(-1),
   time: z.number().finite(),
-  voters: z.array(z.string().min(1)),
+  configs: z.array(configurationSchema).min(1),
   sessions: z.array(
     z.object({
       session: z.string(),

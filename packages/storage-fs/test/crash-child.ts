@@ -74,8 +74,8 @@ async function main(): Promise<void> {
             digest: bytesDigest(snapshot.data),
             handleOk:
               snapshot.handle.time === snapshot.handle.slot &&
-              snapshot.handle.voters.length === 1 &&
-              snapshot.handle.voters[0] === CRASH_NODE &&
+              snapshot.handle.configs[0]?.voters.length === 1 &&
+              snapshot.handle.configs[0]?.voters[0] === CRASH_NODE &&
               snapshot.handle.sessions.length === 0,
           },
     tornTail: tornTail === undefined ? null : { ...tornTail, file: basename(tornTail.file) },
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     const truncateBefore = ackedThrough + 1 - KEEP_SLOTS;
     const slot = truncateBefore - 1;
     emit({ t: "si", slot });
-    storage.saveSnapshot({ handle: { slot, time: slot, voters: [CRASH_NODE], sessions: [] }, data: snapshotData(seed, slot) }).then(() => {
+    storage.saveSnapshot({ handle: { slot, time: slot, configs: [{ id: -1, voters: [CRASH_NODE], learners: [] }], sessions: [] }, data: snapshotData(seed, slot) }).then(() => {
       emit({ t: "sa", slot });
       logStart = truncateBefore;
       unchosen = unchosen.filter((unchosenSlot) => unchosenSlot >= truncateBefore);

@@ -414,16 +414,16 @@ describe("snapshots and temporary files", () => {
       ["cut to 10 bytes", (bytes) => bytes.subarray(0, 10)],
       ["empty", () => Buffer.alloc(0)],
       ["a checksummed handle that is not JSON", () => snapshotFile("{nope", Buffer.from([1]))],
-      ["a checksummed handle with a wrong slot", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, voters: [NODE], sessions: [] }), Buffer.from([1]))],
+      ["a checksummed handle with a wrong slot", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([1]))],
       ["a checksummed handle that fails the schema", () => snapshotFile(JSON.stringify({ slot: "x" }), Buffer.from([1]))],
-      ["a checksummed data length that lies", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, voters: [NODE], sessions: [] }), Buffer.from([1, 2]), 99n)],
-      ["a checksummed data length beyond 2^53", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, voters: [NODE], sessions: [] }), Buffer.from([1, 2]), 2n ** 63n)],
+      ["a checksummed data length that lies", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([1, 2]), 99n)],
+      ["a checksummed data length beyond 2^53", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([1, 2]), 2n ** 63n)],
       ["a checksummed handle length beyond the file", () => snapshotFile("{}", Buffer.alloc(0), 0n, 0xffffffff)],
     ];
     for (const [what, damage] of cases) {
       const directory = scratchCopy(log);
       // An older valid snapshot beside it must not be used instead.
-      writeFileSync(join(directory, "snap-0000000000000001.snap"), snapshotFile(JSON.stringify({ slot: 0, time: 0, voters: [NODE], sessions: [] }), Buffer.from([7])));
+      writeFileSync(join(directory, "snap-0000000000000001.snap"), snapshotFile(JSON.stringify({ slot: 0, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([7])));
       writeFileSync(join(directory, name), damage(original));
       const error = await expectCorruption(FileStorage.open(directory, { nodeId: NODE }), join(directory, name)).catch((failure: unknown) => {
         throw new Error(`${what}: ${String(failure)}`);

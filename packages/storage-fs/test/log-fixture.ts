@@ -183,7 +183,7 @@ export async function buildLog(
       const batches: PersistBatch[] = [];
       if (step === options.compactAt) {
         const slot = maker.nextSlot - 4;
-        const snapshot = { handle: { slot, time: slot, voters: [NODE], sessions: [] }, data: new Uint8Array([1, 2, 3, slot & 0xff]) };
+        const snapshot = { handle: { slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, data: new Uint8Array([1, 2, 3, slot & 0xff]) };
         await storage.saveSnapshot(snapshot);
         for (const name of segmentNames(directory)) freed.set(name, readFileSync(join(directory, name)));
         batches.push({ ...maker.batch({ records: 1, marks: false }), truncateBefore: slot + 1 });
@@ -224,7 +224,7 @@ export async function buildLog(
     if (batches.some((batch) => batch.truncateBefore !== undefined)) {
       // The snapshot was saved before the truncating commit.
       const slot = (batches.find((batch) => batch.truncateBefore !== undefined)?.truncateBefore as number) - 1;
-      model.installSnapshot({ handle: { slot, time: slot, voters: [NODE], sessions: [] }, data: new Uint8Array([1, 2, 3, slot & 0xff]) });
+      model.installSnapshot({ handle: { slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, data: new Uint8Array([1, 2, 3, slot & 0xff]) });
     }
     commits.push({ index, segment: span.segment, start: span.start, end: span.end, batches });
     states.push(comparable(model.toStoredState()));

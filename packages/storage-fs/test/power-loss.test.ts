@@ -69,7 +69,7 @@ describe("FileStorage after a simulated power loss", () => {
           if (random.integer(12) === 0 && maker.nextSlot > 30) {
             // Snapshot first, then truncate below it.
             const slot = maker.nextSlot - 10;
-            const snapshot = { handle: { slot, time: slot, voters: [NODE], sessions: [] }, data: Uint8Array.of(slot & 0xff, 42) };
+            const snapshot = { handle: { slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, data: Uint8Array.of(slot & 0xff, 42) };
             await storage.saveSnapshot(snapshot);
             model.installSnapshot(snapshot);
             batches.push({ promised: undefined, records: [], chosen: [], truncateBefore: slot + 1 });

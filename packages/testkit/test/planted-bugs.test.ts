@@ -9,7 +9,9 @@ import { runSeeds } from "../src/index.js";
  */
 describe("the simulator catches every planted bug", () => {
   it.each(PLANTED_BUGS)("%s is caught within 500 seeds", (bug) => {
-    const summary = runSeeds(1, 500, { bugs: [bug], replicasFor: (seed) => (seed % 2 === 1 ? 3 : 5) }, { stopAtFirstFailure: true });
+    // A configuration bug needs configuration changes to show.
+    const reconfigure = bug === "config-without-alpha";
+    const summary = runSeeds(1, 500, { bugs: [bug], reconfigure, replicasFor: (seed) => (seed % 2 === 1 ? 3 : 5) }, { stopAtFirstFailure: true });
     const caught = summary.failures[0];
     expect(caught, `${bug} was not caught in ${summary.runs} seeds`).toBeDefined();
     expect(caught?.violation).toBeTruthy();

@@ -124,6 +124,7 @@ function envelope(w: Writer, message: { from: string; to: string; ballot: { roun
 
 function encodeValue(w: Writer, value: Value): void {
   if (value.type === "noop") return w.u8(0);
+  if (value.type === "config") throw new RangeError("the binary codec sketch does not encode configuration changes");
   w.u8(1);
   w.f64(value.time);
   w.u32(value.commands.length);

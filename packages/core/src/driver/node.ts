@@ -1,7 +1,8 @@
 import type { NodeId } from "../ballot.js";
 import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
-import { EpochChangedError, InvalidInputError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
+import type { ConfigChange, Configuration } from "../config.js";
+import { ConfigChangeError, EpochChangedError, InvalidInputError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
 import { type MultiOpResult, type Outcome, type Snapshot, type StateMachine, StateMachineHost } from "../host.js";
 import type { Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
@@ -12,7 +13,14 @@ import type { Command, CommandBody } from "../values.js";
 
 export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly id: NodeId;
+  /**
+   * The bootstrap configuration: the same on every replica of a cluster.
+   * Later configurations come from the log (or a snapshot); a replica added
+   * later starts with the cluster's bootstrap configuration too and learns
+   * the rest as it catches up.
+   */
   readonly voters: readonly NodeId[];
+  readonly learners?: readonly NodeId[];
   readonly storage: Storage;
   readonly transport: Transport;
   readonly stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>;
@@ -92,13 +100,17 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private slotsSinceSnapshot = 0;
   /** The snapshot being written, if any: `stop()` waits for it. */
   private snapshotting: Promise<void> | undefined;
+  /** Configuration changes proposed here, by request, with the ballot they were proposed under. */
+  private readonly configWaiters = new Map<string, { readonly ballot: string; resolve(config: Configuration): void; reject(error: Error): void }>();
 
   constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
-    if (!config.voters.includes(config.id)) throw new InvalidInputError("node config", `id ${config.id} is not among voters`);
+    if (config.voters.length === 0) throw new InvalidInputError("node config", "the bootstrap configuration needs at least one voter");
     this.id = config.id;
     this.host = new StateMachineHost(config.stateMachine, {
       sessionTtlMs: config.sessionTtlMs ?? 60_000,
       voters: config.voters,
+      ...(config.learners === undefined ? {} : { learners: config.learners }),
+      ...(config.replica?.alpha === undefined ? {} : { alpha: config.replica.alpha }),
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
     this.ownSession = newSessionId(config.id);
@@ -112,6 +124,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       {
         id: this.config.id,
         voters: this.config.voters,
+        ...(this.config.learners === undefined ? {} : { learners: this.config.learners }),
         random: this.config.random ?? new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0] as number),
         clock: this.config.clock ?? monotonicClock,
         ...(this.config.replica === undefined ? {} : { options: this.config.replica }),
@@ -123,6 +136,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         logStart: stored.logStart,
         appliedThrough: this.host.appliedThrough,
         logTime: this.host.time,
+        ...(stored.snapshot === undefined ? {} : { configs: { history: stored.snapshot.handle.configs, through: stored.snapshot.handle.slot } }),
       },
     );
     this.config.transport.onMessage((message) => this.onMessage(message));
@@ -208,6 +222,38 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.waiters.set(key, [{ resolve, reject }]);
       this.scheduleDrain();
     });
+  }
+
+  /**
+   * Proposes a configuration change on the leader and resolves with the
+   * configuration once its slot is applied; it governs from `slot + α`
+   * (`status().configEffectiveSlot`). Rejects with `ConfigChangeError` when
+   * refused (`CONFIG_CHANGED`: another configuration was chosen since
+   * `expected`), `NotLeaderError` on a follower, and `EpochChangedError`
+   * when leadership changed before it was decided: it may still be chosen,
+   * so read the configuration again before retrying (the compare-and-set
+   * keeps a retry from applying twice).
+   */
+  proposeConfig(change: ConfigChange): Promise<Configuration> {
+    return new Promise<Configuration>((resolve, reject) => {
+      if (this.fatalError !== undefined) return reject(this.fatalError);
+      if (this.stopped) return reject(new StoppedError());
+      const replica = this.requireReplica();
+      const request = newSessionId(this.id);
+      try {
+        replica.proposeConfig(change, request);
+      } catch (error) {
+        return reject(error);
+      }
+      this.configWaiters.set(request, { ballot: JSON.stringify(replica.status().ballot), resolve, reject });
+      this.scheduleDrain();
+    });
+  }
+
+  /** Hands leadership to the voter `to` (see `Replica.transferLeadership`). */
+  transferLeadership(to: NodeId): void {
+    this.requireReplica().transferLeadership(to);
+    this.scheduleDrain();
   }
 
   /** A linearizable read: confirmed with a quorum (read index), served after everything chosen before it is applied. */
@@ -383,6 +429,13 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       }
       this.slotsSinceSnapshot += 1;
     }
+    for (const outcome of this.host.takeConfigOutcomes()) {
+      const waiter = this.configWaiters.get(outcome.request);
+      if (waiter === undefined) continue;
+      this.configWaiters.delete(outcome.request);
+      if (outcome.config !== undefined) waiter.resolve(outcome.config);
+      else waiter.reject(new ConfigChangeError("CONFIG_CHANGED", `another configuration (${outcome.latest.id}) was chosen first`, outcome.latest.id));
+    }
     if (ready.chosen.length > 0) for (const listener of this.listeners.applied) listener(this.host.appliedThrough);
     for (const read of ready.reads) {
       const pending = this.reads.get(read.id);
@@ -421,6 +474,15 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   private emitChanges(replica: Replica): void {
     const status = replica.status();
+    if (this.configWaiters.size > 0) {
+      // A change proposed under another leadership is no longer tracked by the replica.
+      const ballot = status.role === "leader" ? JSON.stringify(status.ballot) : undefined;
+      for (const [request, waiter] of this.configWaiters) {
+        if (waiter.ballot === ballot) continue;
+        this.configWaiters.delete(request);
+        waiter.reject(new EpochChangedError(status.leader));
+      }
+    }
     if (status.leader !== this.lastLeader) {
       this.lastLeader = status.leader;
       for (const listener of this.listeners.leader) listener(status.leader);
@@ -444,6 +506,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     this.waiters.clear();
     for (const read of this.reads.values()) read.reject(error);
     this.reads.clear();
+    for (const waiter of this.configWaiters.values()) waiter.reject(error);
+    this.configWaiters.clear();
   }
 
   private requireReplica(): Replica {

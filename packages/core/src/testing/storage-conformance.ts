@@ -24,7 +24,7 @@ const record = (slot: number, round: number, value: string, chosen = false): Slo
 });
 const batch = (parts: Partial<PersistBatch>): PersistBatch => ({ promised: undefined, records: [], chosen: [], truncateBefore: undefined, ...parts });
 const snapshot = (slot: number): Snapshot => ({
-  handle: { slot, time: slot, voters: ["a", "b", "c"], sessions: [{ session: "s", lastSeq: slot, lastOutcome: { ok: true, result: slot }, lastActive: slot }] },
+  handle: { slot, time: slot, configs: [{ id: -1, voters: ["a", "b", "c"], learners: [] }], sessions: [{ session: "s", lastSeq: slot, lastOutcome: { ok: true, result: slot }, lastActive: slot }] },
   data: new Uint8Array([1, 2, 3, slot % 256]),
 });
 

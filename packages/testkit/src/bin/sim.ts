@@ -2,13 +2,14 @@
 import { PLANTED_BUGS, type PlantedBug } from "@synod/core";
 import { Simulation, runSeeds, simulationOptions, type SimulationResult } from "../sim/index.js";
 
-const USAGE = `usage: synod-sim [--seed N | --first N --seeds N] [--replicas 1|3|5|7] [--bug NAME]... [--trace]
+const USAGE = `usage: synod-sim [--seed N | --first N --seeds N] [--replicas 1|3|5|7] [--reconfigure] [--bug NAME]... [--trace]
 
 Runs seeded whole-cluster simulations with faults and checks every history.
   --seed N        run one seed (replays a failure exactly)
   --first N       first seed of a sweep (default 1, or SYNOD_SIM_FIRST_SEED)
   --seeds N       number of seeds in a sweep (default 1000, or SYNOD_SIM_SEEDS)
   --replicas R    cluster size; a sweep without it alternates 3 and 5
+  --reconfigure   random configuration changes (add, promote, remove, replace, the leader's seat too)
   --bug NAME      plant a known bug (${PLANTED_BUGS.join(", ")})
   --trace         print every event of a single seed`;
 
@@ -19,6 +20,7 @@ interface Arguments {
   replicas: number | undefined;
   bugs: PlantedBug[];
   trace: boolean;
+  reconfigure: boolean;
 }
 
 function fail(message: string): never {
@@ -40,6 +42,7 @@ function parseArguments(argv: readonly string[]): Arguments {
     replicas: undefined,
     bugs: [],
     trace: false,
+    reconfigure: false,
   };
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index];
@@ -74,6 +77,9 @@ function parseArguments(argv: readonly string[]): Arguments {
       case "--trace":
         parsed.trace = true;
         break;
+      case "--reconfigure":
+        parsed.reconfigure = true;
+        break;
       case "--help":
       case "-h":
         process.stdout.write(`${USAGE}\n`);
@@ -88,13 +94,13 @@ function parseArguments(argv: readonly string[]): Arguments {
 
 function describe(result: SimulationResult): string {
   const s = result.statistics;
-  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls}`;
+  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
 }
 
 function main(): void {
   const args = parseArguments(process.argv.slice(2));
   if (args.seed !== undefined) {
-    const options = simulationOptions({ seed: args.seed, replicas: args.replicas ?? 3, bugs: args.bugs });
+    const options = simulationOptions({ seed: args.seed, replicas: args.replicas ?? 3, bugs: args.bugs, reconfigure: args.reconfigure });
     const result = new Simulation(options, args.trace ? (line) => process.stdout.write(`${line}\n`) : undefined).run();
     process.stdout.write(`${describe(result)}\n`);
     if (result.violation !== undefined) {
@@ -109,7 +115,7 @@ function main(): void {
   const summary = runSeeds(
     args.first,
     args.seeds,
-    { bugs: args.bugs, replicasFor: (seed) => args.replicas ?? (seed % 2 === 0 ? 5 : 3) },
+    { bugs: args.bugs, reconfigure: args.reconfigure, replicasFor: (seed) => args.replicas ?? (seed % 2 === 0 ? 5 : 3) },
     {
       onResult: (result) => {
         done += 1;

@@ -27,8 +27,15 @@ export interface FaultOptions {
 
 export interface SimulationOptions {
   readonly seed: number;
-  /** Replicas in the cluster (1, 3, 5 or 7). */
+  /** Replicas in the cluster (1, 3, 5 or 7): the bootstrap configuration's voters. */
   readonly replicas: number;
+  /**
+   * Random configuration changes during the safety phase (add a learner,
+   * promote, remove, replace, or a whole new configuration of 1 to 7
+   * voters, the leader's seat included), over a pool of replicas two larger
+   * than the bootstrap configuration (at most 7).
+   */
+  readonly reconfigure: boolean;
   /** Concurrent clients, each with its own session, one request at a time. */
   readonly clients: number;
   /** Simulated milliseconds of the safety phase (faults on). */
@@ -66,6 +73,7 @@ export const DEFAULT_FAULTS: FaultOptions = Object.freeze({
 
 export const DEFAULT_SIMULATION: Omit<SimulationOptions, "seed"> = Object.freeze({
   replicas: 3,
+  reconfigure: false,
   clients: 4,
   safetyMs: 2_000,
   livenessMs: 2_500,
@@ -80,6 +88,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationOptions, "seed"> = Object.freeze
     maxInflightSlots: 16,
     maxPromiseEntries: 8,
     maxSuccessEntries: 16,
+    alpha: 8,
   },
   bugs: [],
   checkBudgetMs: 10_000,
@@ -97,5 +106,5 @@ export function simulationOptions(overrides: Partial<SimulationOptions> & { seed
 /** The one-line command that replays a run. */
 export function replayCommand(options: SimulationOptions): string {
   const bugs = options.bugs.map((bug) => ` --bug ${bug}`).join("");
-  return `pnpm sim --seed ${options.seed} --replicas ${options.replicas}${bugs}`;
+  return `pnpm sim --seed ${options.seed} --replicas ${options.replicas}${options.reconfigure ? " --reconfigure" : ""}${bugs}`;
 }

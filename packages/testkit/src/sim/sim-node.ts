@@ -135,11 +135,17 @@ export class SimNode {
   }
 
   private newHost(): StateMachineHost<KvOp, KvTest, string | null, KvQuery, string> {
-    return new StateMachineHost(new KvMachine(), { sessionTtlMs: 1e12, voters: this.voters, bugs: this.bugs });
+    return new StateMachineHost(new KvMachine(), {
+      sessionTtlMs: 1e12,
+      voters: this.voters,
+      ...(this.options.alpha === undefined ? {} : { alpha: this.options.alpha }),
+      bugs: this.bugs,
+    });
   }
 
   private newReplica(appliedThrough: number): Replica {
     const stored = this.durable.toStoredState();
+    const snapshot = this.durable.snapshot;
     return new Replica(
       {
         id: this.id,
@@ -149,7 +155,13 @@ export class SimNode {
         options: this.options,
         bugs: this.bugs,
       },
-      { promised: stored.promised, records: stored.records, logStart: stored.logStart, appliedThrough: Math.max(appliedThrough, stored.logStart - 1) },
+      {
+        promised: stored.promised,
+        records: stored.records,
+        logStart: stored.logStart,
+        appliedThrough: Math.max(appliedThrough, stored.logStart - 1),
+        ...(snapshot === undefined ? {} : { configs: { history: snapshot.handle.configs, through: snapshot.handle.slot } }),
+      },
     );
   }
 }

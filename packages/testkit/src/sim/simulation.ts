@@ -1,4 +1,4 @@
-import { type Command, type Message, type Ready, SeededRandom, type SynodError } from "@synod/core";
+import { type Command, type ConfigChange, type Configuration, type Message, type Ready, SeededRandom, type SynodError } from "@synod/core";
 import { EventQueue } from "./event-queue.js";
 import { type KvOp, mix } from "./kv-machine.js";
 import { type SimulationOptions, replayCommand } from "./options.js";
@@ -18,6 +18,7 @@ type SimEvent =
   | { readonly kind: "fault"; readonly stream: NemesisStream }
   | { readonly kind: "fault-end"; readonly stream: NemesisStream }
   | { readonly kind: "restart"; readonly node: string }
+  | { readonly kind: "reconfigure" }
   | { readonly kind: "liveness" }
   | { readonly kind: "quiesce" };
 
@@ -34,6 +35,9 @@ export interface SimulationStatistics {
   operationsOk: number;
   operationsUnknown: number;
   operationsAfterHeal: number;
+  /** Configuration changes proposed by the nemesis, and those that took effect. */
+  configChangesProposed: number;
+  configChangesChosen: number;
 }
 
 export interface SimulationResult {
@@ -91,6 +95,8 @@ export class Simulation {
     operationsOk: 0,
     operationsUnknown: 0,
     operationsAfterHeal: 0,
+    configChangesProposed: 0,
+    configChangesChosen: 0,
   };
   private livenessStartedAt = 0;
   private readonly nemesis: Nemesis;
@@ -101,11 +107,13 @@ export class Simulation {
     private readonly log?: (line: string) => void,
   ) {
     this.random = new SeededRandom(options.seed);
-    this.ids = Array.from({ length: options.replicas }, (_, index) => `n${index + 1}`);
+    const pool = options.reconfigure ? Math.min(7, options.replicas + 2) : options.replicas;
+    this.ids = Array.from({ length: pool }, (_, index) => `n${index + 1}`);
+    const bootstrap = this.ids.slice(0, options.replicas);
     const bugs = new Set(options.bugs);
     for (const id of this.ids) {
       const drift = (this.random.float() * 2 - 1) * options.faults.clockDrift;
-      const node = new SimNode(id, this.ids, this.random.next32(), drift, options.replica, bugs, () => this.now);
+      const node = new SimNode(id, bootstrap, this.random.next32(), drift, options.replica, bugs, () => this.now);
       this.nodes.set(id, node);
       this.commandWaiters.set(id, new Map());
       this.readWaiters.set(id, new Map());
@@ -148,6 +156,7 @@ export class Simulation {
     for (const node of this.nodes.values()) this.scheduleTick(node);
     for (const client of this.clients) this.queue.push(this.random.integer(20), { kind: "client-next", client: client.index });
     for (const stream of this.nemesis.streams()) this.queue.push(this.nemesis.restMs(), { kind: "fault", stream });
+    if (this.options.reconfigure) this.queue.push(100 + this.random.integer(200), { kind: "reconfigure" });
     this.queue.push(this.options.safetyMs, { kind: "liveness" });
     this.queue.push(this.options.safetyMs + this.options.livenessMs, { kind: "quiesce" });
   }
@@ -211,6 +220,11 @@ export class Simulation {
         return;
       case "restart":
         return this.restart(event.node);
+      case "reconfigure":
+        if (this.phase !== "safety") return;
+        this.reconfigure();
+        this.queue.push(this.now + 80 + this.random.integer(300), { kind: "reconfigure" });
+        return;
       case "liveness":
         return this.startLiveness();
       case "quiesce":
@@ -296,6 +310,7 @@ export class Simulation {
           this.replyTo(node.id, waiter.client, waiter.attempt, { type: "outcome", outcome: applied.outcome, slot: entry.slot });
         }
       }
+      if (entry.value.type === "config") this.noteConfigApplied(node, entry.slot);
       const digest = node.host.digest();
       const known = this.digests.get(entry.slot);
       if (known === undefined) this.digests.set(entry.slot, digest);
@@ -333,6 +348,75 @@ export class Simulation {
     node.durable.installSnapshot({ handle, data: serialize() as Uint8Array });
     // Keep a long tail: snapshot transfer to lagging replicas is a later issue.
     node.replica.compact(Math.max(0, handle.slot + 1 - 100_000));
+  }
+
+  /** The configuration each slot's config entry left, as first applied: every replica must agree. */
+  private readonly configsAfter = new Map<number, string>();
+
+  private noteConfigApplied(node: SimNode, slot: number): void {
+    const config = JSON.stringify(node.host.config);
+    const known = this.configsAfter.get(slot);
+    if (known === undefined) {
+      this.configsAfter.set(slot, config);
+      if (node.host.config.id === slot) this.statistics.configChangesChosen += 1;
+    } else if (known !== config) {
+      throw new Violation(`replicas disagree on the configuration after slot ${slot}: ${node.id} has ${config}, another had ${known}`);
+    }
+  }
+
+  /** Proposes a random configuration change at the leader: the nemesis of membership. */
+  private reconfigure(): void {
+    const leaderId = this.currentLeader();
+    if (leaderId === undefined) return;
+    const leader = this.nodes.get(leaderId) as SimNode;
+    const change = this.randomChange(leader.replica.status().config);
+    if (change === undefined) return;
+    try {
+      leader.replica.proposeConfig(change, `r${this.statistics.configChangesProposed}`);
+      this.statistics.configChangesProposed += 1;
+    } catch {
+      // Another change is being decided: fine, the nemesis tries again later.
+    }
+    this.process(leader);
+  }
+
+  private randomChange(config: Configuration): ConfigChange | undefined {
+    const voters = [...config.voters];
+    const learners = [...config.learners];
+    const members = new Set([...voters, ...learners]);
+    const outsiders = this.ids.filter((id) => !members.has(id));
+    const pick = <T>(items: readonly T[]): T | undefined => (items.length === 0 ? undefined : items[this.random.integer(items.length)]);
+    const without = (items: readonly string[], item: string) => items.filter((other) => other !== item);
+    const draw = this.random.integer(11);
+    if (draw < 3) {
+      const added = pick(outsiders);
+      return added === undefined ? undefined : { expected: config.id, voters, learners: [...learners, added] };
+    }
+    if (draw < 6) {
+      const promoted = pick(learners) ?? pick(outsiders);
+      if (promoted === undefined || voters.length >= 7) return undefined;
+      return { expected: config.id, voters: [...voters, promoted], learners: without(learners, promoted) };
+    }
+    if (draw < 8) {
+      const removed = pick([...voters, ...learners]);
+      if (removed === undefined || (voters.length === 1 && voters[0] === removed)) return undefined;
+      return { expected: config.id, voters: without(voters, removed), learners: without(learners, removed) };
+    }
+    if (draw < 10) {
+      const out = pick(voters);
+      const into = pick([...learners, ...outsiders]);
+      if (out === undefined || into === undefined) return undefined;
+      return { expected: config.id, voters: [...without(voters, out), into], learners: without(learners, into) };
+    }
+    // A whole new configuration: 1 to 7 voters out of the pool, some of the rest as learners.
+    const shuffled = [...this.ids];
+    for (let index = shuffled.length - 1; index > 0; index -= 1) {
+      const other = this.random.integer(index + 1);
+      [shuffled[index], shuffled[other]] = [shuffled[other] as string, shuffled[index] as string];
+    }
+    const count = 1 + this.random.integer(shuffled.length);
+    const rest = shuffled.slice(count);
+    return { expected: config.id, voters: shuffled.slice(0, count), learners: rest.filter(() => this.random.chance(0.5)) };
   }
 
   private noteChosen(node: SimNode, slot: number, value: unknown): void {
@@ -463,7 +547,11 @@ export class Simulation {
     }
     const applied = [...this.nodes.values()].map((node) => node.host.appliedThrough);
     const highest = Math.max(...applied);
+    // Replicas removed from the cluster (or never added) need not keep up; every member must.
+    const ahead = [...this.nodes.values()].find((node) => node.host.appliedThrough === highest) as SimNode;
+    const members = new Set([...ahead.host.config.voters, ...ahead.host.config.learners]);
     for (const node of this.nodes.values()) {
+      if (!members.has(node.id)) continue;
       if (node.host.appliedThrough !== highest) {
         throw new Violation(`${node.id} applied through ${node.host.appliedThrough} but others reached ${highest} after the quiet period`);
       }
