@@ -161,8 +161,8 @@ export class Replica {
       return;
     }
     this.electionElapsed += 1;
-    // A replica that does not vote never stands; it keeps counting, so it also stops believing in a silent leader.
-    if (this.electionElapsed >= this.electionTimeout && this.canStand()) this.startPreVote();
+    // A replica outside the configuration waits three timeouts, so that members go first.
+    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3)) this.startPreVote();
   }
 
   /** Handles one message from another replica (or this one, via `advance`). */
@@ -368,9 +368,17 @@ export class Replica {
     return this.leaderId !== undefined && this.electionElapsed < this.options.electionTicks;
   }
 
-  /** A replica stands only where it votes: in the configuration of its next slot, or in the latest. */
-  private canStand(): boolean {
-    return isVoter(this.configs.governing(this.firstUnchosen), this.id) || isVoter(this.configs.latest, this.id);
+  /**
+   * Members (voters of the next slot's configuration, or voters and learners
+   * of the latest) stand first; any replica may stand once no leader was
+   * heard for long, because a proposer need not be an acceptor: the voters
+   * may be too far behind to know they vote, and a replica that knows more
+   * keeps the log moving until one does, then hands over. Pre-votes keep a
+   * live leader from being disturbed.
+   */
+  private isMember(): boolean {
+    const latest = this.configs.latest;
+    return isVoter(this.configs.governing(this.firstUnchosen), this.id) || isVoter(latest, this.id) || latest.learners.includes(this.id);
   }
 
   /** Every configuration a leader elected now would need a quorum of: those governing its window. */
@@ -422,7 +430,8 @@ export class Replica {
     this.electionElapsed = 0;
     const phase = new PhaseOne(ballot, this.firstUnchosen);
     this.candidate = phase;
-    for (const member of this.configs.membersFrom(this.firstUnchosen)) {
+    // Itself too, member or not: a leader's own acceptor holds its ballot.
+    for (const member of new Set([this.id, ...this.configs.membersFrom(this.firstUnchosen)])) {
       phase.asked.add(member);
       this.sendPrepare(member, ballot, this.firstUnchosen, transfer);
     }
@@ -437,7 +446,7 @@ export class Replica {
   /** The leader handed over to this replica: stand now. */
   private onTakeOver(message: TakeOver): void {
     this.noteBallot(message.ballot);
-    if (this.role === "leader" || !this.canStand()) return;
+    if (this.role === "leader") return;
     this.abandonLeadership(undefined);
     this.leaderId = undefined;
     this.startPhaseOne(nextBallot(maxBallot(this.maxBallotSeen, this.promised), this.id), true);
@@ -485,6 +494,8 @@ export class Replica {
     phase.record(message.from, message.entries, message.noMoreAccepted);
     if (!message.noMoreAccepted) this.sendPrepare(message.from, phase.ballot, message.nextSlot);
     if (this.role === "candidate") {
+      // A long Phase 1 (a candidate far behind, chunked promises) is progress, not a stalled candidacy.
+      this.electionElapsed = 0;
       if (this.electorates().every((config) => phase.hasQuorum(config.voters))) this.becomeLeader(phase);
       return;
     }
@@ -542,10 +553,20 @@ export class Replica {
       leader.phase.asked.add(voter);
       this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
     }
+    this.handOverIfRemoved(leader);
+  }
+
+  /**
+   * A leader that is no longer a voter hands over to the voter furthest
+   * along, once one has learned the configuration that made it a voter (a
+   * voter that has not would refuse to stand). Until then it goes on leading
+   * (a proposer need not be an acceptor), which is what brings them up to date.
+   */
+  private handOverIfRemoved(leader: LeaderState): void {
+    const latest = this.configs.latest;
     if (isVoter(latest, this.id)) return;
-    // Hand over to the voter that is furthest along, so it can lead at once.
     let best: NodeId | undefined;
-    let bestFirstUnchosen = -1;
+    let bestFirstUnchosen = latest.id;
     for (const voter of latest.voters) {
       const progress = leader.peers.get(voter);
       if (progress !== undefined && progress.firstUnchosen > bestFirstUnchosen) {
@@ -554,7 +575,6 @@ export class Replica {
       }
     }
     if (best !== undefined) this.transferLeadership(best);
-    else this.becomeFollower(undefined);
   }
 
   /** True while a configuration change of this leader's is proposed and not yet chosen. */
@@ -804,6 +824,8 @@ export class Replica {
         if (!oldest.votes.has(peer)) progress.reset(this.firstUnchosen);
       }
     }
+    this.handOverIfRemoved(leader);
+    if (this.leader === undefined) return;
     // Prepares to members asked after the election may have been lost: ask again those still missing.
     for (const config of [...this.electorates(), this.configs.latest]) {
       for (const voter of config.voters) {

@@ -22,6 +22,31 @@ describe("seeded simulation with faults", () => {
     });
   }
 
+  // Membership through the log: random configuration changes (add a learner,
+  // promote, remove, replace, the leader's seat included, or a whole new set
+  // of 1 to 7 voters) on top of every fault above.
+  it("500 seeds with random configuration changes: no violation, every history linearizable, members converge", () => {
+    let proposed = 0;
+    let chosen = 0;
+    const summary = runSeeds(
+      1,
+      500,
+      { reconfigure: true, replicasFor: (seed) => (seed % 2 === 1 ? 3 : 5) },
+      {
+        onResult: (result) => {
+          proposed += result.statistics.configChangesProposed;
+          chosen += result.statistics.configChangesChosen;
+        },
+      },
+    );
+    expect(failures(summary.failures)).toBe("");
+    expect(summary.runs).toBe(500);
+    expect(summary.operationsChecked).toBeGreaterThan(500 * 100);
+    // Most seeds change their configuration several times.
+    expect(chosen).toBeGreaterThan(500 * 2);
+    expect(chosen).toBeLessThanOrEqual(proposed);
+  });
+
   for (const replicas of [1, 7]) {
     it(`20 seeds on ${replicas} replica${replicas === 1 ? "" : "s"}`, () => {
       const summary = runSeeds(1_000, 20, { replicas });
