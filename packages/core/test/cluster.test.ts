@@ -45,3 +45,53 @@ describe("SynodNode over the in-memory network", () => {
     await Promise.all(nodes.map((node) => node.stop()));
   });
 });
+
+describe("SynodNode: configuration changes through the log", () => {
+  it("adds a learner, promotes it, removes the leader (which hands over), and refuses a stale change", async () => {
+    const network = new MemoryNetwork();
+    const bootstrap = ["a", "b", "c"];
+    const all = ["a", "b", "c", "d"];
+    const machines = new Map(all.map((id) => [id, new ListMachine()]));
+    const nodes = new Map(
+      all.map((id) => [
+        id,
+        new SynodNode({
+          id,
+          voters: bootstrap,
+          storage: new MemoryStorage(),
+          transport: network.transport(id),
+          stateMachine: machines.get(id) as ListMachine,
+          tickMs: 5,
+          replica: { alpha: 4 },
+        }),
+      ]),
+    );
+    await Promise.all([...nodes.values()].map((node) => node.start()));
+    const leaderNode = () => [...nodes.values()].find((node) => node.status().role === "leader");
+    const first = await waitFor(leaderNode);
+    for (const n of [1, 2, 3]) await first.propose(n);
+
+    // d joins as a learner: it receives and applies the log, and is not counted.
+    const withLearner = await first.proposeConfig({ expected: -1, voters: bootstrap, learners: ["d"] });
+    expect(withLearner).toMatchObject({ voters: bootstrap, learners: ["d"] });
+    await waitFor(() => ((machines.get("d") as ListMachine).items.length >= 3 ? true : undefined));
+
+    // A change that expects the bootstrap configuration is now stale.
+    await expect(first.proposeConfig({ expected: -1, voters: ["a"], learners: [] })).rejects.toMatchObject({ code: "CONFIG_CHANGED" });
+
+    // Promote d and remove the leader in one change: leadership moves to a voter of the new configuration.
+    const voters = [...all.filter((id) => id !== first.id && id !== "d"), "d"];
+    const promoted = await first.proposeConfig({ expected: withLearner.id, voters, learners: [] });
+    expect(promoted.voters).toEqual(voters);
+    const next = await waitFor(() => {
+      const leader = leaderNode();
+      return leader !== undefined && leader !== first ? leader : undefined;
+    });
+    expect(voters).toContain(next.id);
+    await next.propose(4);
+    await waitFor(() => (voters.every((id) => (machines.get(id) as ListMachine).items.length === 4) ? true : undefined));
+    for (const id of voters) expect((machines.get(id) as ListMachine).items.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(next.status().config).toEqual(promoted);
+    await Promise.all([...nodes.values()].map((node) => node.stop()));
+  });
+});
