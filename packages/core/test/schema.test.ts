@@ -52,6 +52,7 @@ const VALID: { [K in MessageType]: Extract<Message, { type: K }> } = {
   success: { type: "success", from: "a", to: "c", ballot, entries: [{ slot: 0, value: batch }], firstUnchosen: 1 },
   heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000 },
   "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6 },
+  "take-over": { type: "take-over", from: "a", to: "b", ballot },
 };
 
 /** As a peer's bytes would arrive: plain JSON, no shared references. */
@@ -77,7 +78,7 @@ describe("parseMessage: valid messages", () => {
 
   it("covers every message type", () => {
     expect(Object.keys(VALID).sort()).toEqual(
-      ["accept", "accepted", "heartbeat", "heartbeat-reply", "pre-vote", "pre-vote-reply", "prepare", "promise", "reject", "success"].sort(),
+      ["accept", "accepted", "heartbeat", "heartbeat-reply", "pre-vote", "pre-vote-reply", "prepare", "promise", "reject", "success", "take-over"].sort(),
     );
   });
 

@@ -44,7 +44,11 @@ const ballot = formatBallot;
 
 const formatOp = (command: Command): string => (command.body.type === "op" ? String(command.body.op) : command.body.type);
 
-export const formatValue = (value: Value): string => (value.type === "noop" ? "noop" : `batch(${value.commands.map(formatOp).join(",")})`);
+export const formatValue = (value: Value): string => {
+  if (value.type === "noop") return "noop";
+  if (value.type === "config") return `config(${value.change.expected}:${value.change.voters.join(",")}/${value.change.learners.join(",")})`;
+  return `batch(${value.commands.map(formatOp).join(",")})`;
+};
 
 export function formatRecord(record: SlotRecord): string {
   return `${record.slot}:${ballot(record.ballot)}:${formatValue(record.value)}${record.chosen ? ":chosen" : ""}`;
@@ -58,7 +62,7 @@ export function formatMessage(m: Message): string {
   switch (m.type) {
     case "pre-vote": return head;
     case "pre-vote-reply": return `${head} ${m.granted ? "granted" : "refused"}`;
-    case "prepare": return `${head} from=${m.fromSlot}`;
+    case "prepare": return `${head} from=${m.fromSlot}${m.transfer === true ? " transfer" : ""}`;
     case "promise": {
       const start = m.logStart > 0 ? ` logStart=${m.logStart}` : "";
       const records = `[${m.entries.map(formatRecord).join(" ")}]`;
@@ -70,6 +74,7 @@ export function formatMessage(m: Message): string {
     case "success": return `${head} fu=${m.firstUnchosen} entries=${formatEntries(m.entries)}`;
     case "heartbeat":
     case "heartbeat-reply": return `${head} round=${m.round} fu=${m.firstUnchosen}`;
+    case "take-over": return head;
   }
 }
 
