@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, stopOnSignals } from "@synod/server";
+import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, parseFlags, stopOnSignals } from "@synod/server";
 import { KvClient } from "./client/kv-client.js";
 import type { KvTest, KvTxnOp } from "./ops.js";
 import { startKvServer } from "./service/serve.js";
@@ -55,13 +54,7 @@ const options = {
 
 type Flags = ReturnType<typeof parse>["values"];
 
-function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
+const parse = (argv: string[]) => parseFlags(argv, options);
 
 function integer(flags: Flags, name: keyof Flags): number | undefined {
   return integerFlag(name, flags[name]);

@@ -34,14 +34,7 @@ export interface KvClusterOptions {
 export class KvCluster extends ServeCluster {
   static async start(options: KvClusterOptions = {}): Promise<KvCluster> {
     const cluster = new KvCluster({ ...options, script: await bundleCli() });
-    try {
-      await cluster.launchAll();
-      await cluster.waitForLeader();
-    } catch (error) {
-      await cluster.close();
-      throw error;
-    }
-    return cluster;
+    return cluster.boot(() => cluster.waitForLeader());
   }
 
   /** A client of the whole cluster (or of the replicas given). */

@@ -2,8 +2,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, stopOnSignals } from "@synod/server";
+import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, parseFlags, stopOnSignals } from "@synod/server";
 import { LockClient, LockWaitError } from "./client/lock-client.js";
 import { startLockServer } from "./service/serve.js";
 
@@ -49,13 +48,7 @@ const options = {
 
 type Flags = ReturnType<typeof parse>["values"];
 
-function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
+const parse = (argv: string[]) => parseFlags(argv, options);
 
 function integer(flags: Flags, name: keyof Flags): number | undefined {
   return integerFlag(name, flags[name]);

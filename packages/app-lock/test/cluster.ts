@@ -42,14 +42,7 @@ export class LockCluster extends ServeCluster {
 
   static async start(options: LockClusterOptions = {}): Promise<LockCluster> {
     const cluster = new LockCluster({ ...options, script: await bundleCli() });
-    try {
-      await cluster.launchAll();
-      await cluster.waitForLeader();
-    } catch (error) {
-      await cluster.close();
-      throw error;
-    }
-    return cluster;
+    return cluster.boot(() => cluster.waitForLeader());
   }
 
   /** A client of the whole cluster (or of the replicas given), closed with the cluster. */

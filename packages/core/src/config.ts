@@ -1,5 +1,6 @@
 import type { NodeId } from "./ballot.js";
 import { invariant } from "./errors.js";
+import { hasQuorum } from "./quorum.js";
 
 /**
  * Who takes part in the log from some slot on. Voters accept and are counted
@@ -137,10 +138,11 @@ export class ConfigLog {
     return members;
   }
 
-  /** Configuration entries at slots up to this one are accounted for. */
-  get accountedThrough(): number {
-    return this.through;
-  }
+}
+
+/** True when `granted` holds a majority of the voters of each of `configs`. */
+export function quorumOfEach(configs: readonly Configuration[], granted: ReadonlySet<NodeId>): boolean {
+  return configs.every((config) => hasQuorum(config.voters, granted));
 }
 
 export function copyConfig(config: Configuration): Configuration {

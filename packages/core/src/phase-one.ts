@@ -17,9 +17,9 @@ export interface FoundValue {
  */
 export class PhaseOne {
   /** Acceptors that promised and reported everything they accepted. */
-  private readonly complete = new Set<NodeId>();
+  private readonly completed = new Set<NodeId>();
   /** Acceptors sent a prepare at this ballot (a leader asks members it learns of later too). */
-  readonly asked = new Set<NodeId>();
+  private readonly asked = new Set<NodeId>();
   private readonly found = new Map<number, FoundValue>();
   /** The highest slot any promise reported; the new leader proposes up to it. */
   maxSlotFound: number;
@@ -34,17 +34,29 @@ export class PhaseOne {
   /** Takes one promise's entries; `complete` when it said `noMoreAccepted`. */
   record(acceptor: NodeId, entries: readonly SlotRecord[], complete: boolean): void {
     for (const entry of entries) this.consider(entry);
-    if (complete) this.complete.add(acceptor);
+    if (complete) this.completed.add(acceptor);
   }
 
-  /** True once `acceptor` has promised and reported everything. */
-  isComplete(acceptor: NodeId): boolean {
-    return this.complete.has(acceptor);
+  /** Notes that `acceptor` is asked to promise; false when it already was (no prepare to send). */
+  ask(acceptor: NodeId): boolean {
+    if (this.asked.has(acceptor)) return false;
+    this.asked.add(acceptor);
+    return true;
+  }
+
+  /** Asked and not yet answered in full: a prepare to send again if it was lost. */
+  awaits(acceptor: NodeId): boolean {
+    return this.asked.has(acceptor) && !this.completed.has(acceptor);
+  }
+
+  /** The acceptors that promised and reported everything. */
+  get complete(): ReadonlySet<NodeId> {
+    return this.completed;
   }
 
   /** True once a quorum of acceptors has promised and reported everything. */
   hasQuorum(voters: readonly NodeId[]): boolean {
-    return hasQuorum(voters, this.complete);
+    return hasQuorum(voters, this.completed);
   }
 
   /** What Phase 1 found at `slot`: undefined for a gap (to fill with a no-op). */

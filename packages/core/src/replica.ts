@@ -1,7 +1,7 @@
 import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, maxBallot, nextBallot } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
 import type { Clock } from "./clock.js";
-import { type ConfigChange, ConfigLog, type Configuration, configChangeProblem, isVoter } from "./config.js";
+import { type ConfigChange, ConfigLog, type Configuration, configChangeProblem, isVoter, quorumOfEach } from "./config.js";
 import { ConfigChangeError, EpochChangedError, NotLeaderError, OverloadedError, invariant } from "./errors.js";
 import type {
   Accept,
@@ -18,12 +18,11 @@ import type {
   Success,
   TakeOver,
 } from "./messages.js";
+import { Leadership } from "./leadership.js";
 import { PhaseOne } from "./phase-one.js";
-import { PeerProgress } from "./progress.js";
-import { ProposalQueue } from "./proposal-queue.js";
+import type { PeerProgress } from "./progress.js";
 import { hasQuorum } from "./quorum.js";
 import type { Random } from "./random.js";
-import { ReadIndex } from "./read-index.js";
 import { SlotLog, type SlotState } from "./slot-log.js";
 import { ReadyBuilder } from "./ready-builder.js";
 import {
@@ -36,43 +35,10 @@ import {
   type ReplicaStatus,
   type Role,
 } from "./replica-types.js";
-import type { PeerStatus } from "./replica-types.js";
-import { type ChosenEntry, type Command, NOOP, type SlotRecord, type Value, valueSize } from "./values.js";
+import { type ChosenEntry, type Command, type SlotRecord, type Value, valueSize } from "./values.js";
 
 export * from "./replica-types.js";
 
-
-interface Proposal {
-  readonly value: Value;
-  readonly size: number;
-  readonly votes: Set<NodeId>;
-  /** Tick of the last (re)transmission of this proposal's accepts. */
-  sentTick: number;
-}
-
-interface LeaderState {
-  /** The leader's ballot: its epoch. */
-  readonly ballot: Ballot;
-  /** The next slot to propose in. */
-  nextSlot: number;
-  /** Slots proposed at this ballot and not yet known chosen, with their votes. */
-  readonly proposals: Map<number, Proposal>;
-  /** Client commands waiting for a slot. */
-  readonly queue: ProposalQueue;
-  readonly peers: Map<NodeId, PeerProgress>;
-  readonly readIndex: ReadIndex;
-  /**
-   * Phase 1 at this ballot, kept for the whole leadership: slots enter the
-   * window as `firstUnchosen` moves, and each is proposed only once a
-   * quorum of its own configuration has promised (members learned of later
-   * are asked then), with the highest-ballot value any promise reported.
-   */
-  readonly phase: PhaseOne;
-  /** A configuration change waiting for a slot of its own. */
-  pendingConfig: { readonly change: ConfigChange; readonly request: string } | undefined;
-  /** Log clock offset: log time = clock.now() + offset, continuing from the highest time in the log. */
-  readonly timeOffset: number;
-}
 
 /**
  * A Multi-Paxos replica: proposer, acceptor and learner in one synchronous,
@@ -113,7 +79,7 @@ export class Replica {
   private maxBallotSeen: Ballot;
   private preVote: { readonly ballot: Ballot; readonly granted: Set<NodeId> } | undefined;
   private candidate: PhaseOne | undefined;
-  private leader: LeaderState | undefined;
+  private leader: Leadership | undefined;
   private nextReadId = 1;
 
   // Output accumulated for the next Ready.
@@ -227,7 +193,7 @@ export class Replica {
     if (change.expected !== latest.id) {
       throw new ConfigChangeError("CONFIG_CHANGED", `the change expects configuration ${change.expected}, but ${latest.id} was chosen last`, latest.id);
     }
-    if (leader.pendingConfig !== undefined || this.configInFlight(leader)) {
+    if (leader.changingConfig()) {
       throw new ConfigChangeError("CHANGE_IN_PROGRESS", "another configuration change is being decided", latest.id);
     }
     leader.pendingConfig = { change, request };
@@ -313,14 +279,8 @@ export class Replica {
       queuedCommands: this.leader?.queue.size ?? 0,
       config: this.configs.latest,
       configEffectiveSlot: this.configs.latestEffectiveSlot,
-      peers: this.peerStatuses(),
+      peers: this.leader?.peerStatuses(this.currentTick) ?? [],
     };
-  }
-
-  private peerStatuses(): PeerStatus[] {
-    const leader = this.leader;
-    if (leader === undefined) return [];
-    return [...leader.peers].map(([id, progress]) => ({ id, firstUnchosen: progress.firstUnchosen, silentTicks: this.currentTick - progress.lastHeardTick }));
   }
 
   /** The acceptor's record of `slot`, if it holds one (for tests and the simulator's checks). */
@@ -386,6 +346,11 @@ export class Replica {
     return this.configs.governingRange(this.firstUnchosen, this.firstUnchosen + this.options.alpha - 1);
   }
 
+  /** True when `granted` holds a quorum of every electorate. */
+  private electedBy(granted: ReadonlySet<NodeId>): boolean {
+    return quorumOfEach(this.electorates(), granted);
+  }
+
   private startPreVote(): void {
     this.abandonLeadership(undefined);
     this.candidate = undefined;
@@ -418,7 +383,7 @@ export class Replica {
 
   private checkPreVoteQuorum(): boolean {
     const preVote = this.preVote;
-    if (preVote === undefined || !this.electorates().every((config) => hasQuorum(config.voters, preVote.granted))) return false;
+    if (preVote === undefined || !this.electedBy(preVote.granted)) return false;
     this.startPhaseOne(preVote.ballot);
     return true;
   }
@@ -431,9 +396,8 @@ export class Replica {
     const phase = new PhaseOne(ballot, this.firstUnchosen);
     this.candidate = phase;
     // Itself too, member or not: a leader's own acceptor holds its ballot.
-    for (const member of new Set([this.id, ...this.configs.membersFrom(this.firstUnchosen)])) {
-      phase.asked.add(member);
-      this.sendPrepare(member, ballot, this.firstUnchosen, transfer);
+    for (const member of [this.id, ...this.configs.membersFrom(this.firstUnchosen)]) {
+      if (phase.ask(member)) this.sendPrepare(member, ballot, this.firstUnchosen, transfer);
     }
   }
 
@@ -447,7 +411,6 @@ export class Replica {
   private onTakeOver(message: TakeOver): void {
     this.noteBallot(message.ballot);
     if (this.role === "leader") return;
-    this.abandonLeadership(undefined);
     this.leaderId = undefined;
     this.startPhaseOne(nextBallot(maxBallot(this.maxBallotSeen, this.promised), this.id), true);
   }
@@ -496,7 +459,7 @@ export class Replica {
     if (this.role === "candidate") {
       // A long Phase 1 (a candidate far behind, chunked promises) is progress, not a stalled candidacy.
       this.electionElapsed = 0;
-      if (this.electorates().every((config) => phase.hasQuorum(config.voters))) this.becomeLeader(phase);
+      if (this.electedBy(phase.complete)) this.becomeLeader(phase);
       return;
     }
     // A late promise, to a leader asking members it learned of: chosen values it reported are learned.
@@ -508,18 +471,7 @@ export class Replica {
     this.role = "leader";
     this.leaderId = this.id;
     this.heartbeatElapsed = 0;
-    const ballot = candidate.ballot;
-    this.leader = {
-      ballot,
-      nextSlot: this.firstUnchosen,
-      proposals: new Map(),
-      queue: new ProposalQueue(),
-      peers: new Map(),
-      readIndex: new ReadIndex(),
-      phase: candidate,
-      pendingConfig: undefined,
-      timeOffset: this.maxLogTime - this.clock.now(),
-    };
+    this.leader = new Leadership(candidate, this.firstUnchosen, this.maxLogTime - this.clock.now());
     this.syncPeers(this.leader);
     // Values Phase 1 found chosen are learned now; the others are proposed
     // again (the highest-ballot value in each slot, no-ops in the gaps) as
@@ -532,13 +484,8 @@ export class Replica {
   }
 
   /** The leader replicates to every member of a configuration that governs a slot from `firstUnchosen` on. */
-  private syncPeers(leader: LeaderState): void {
-    const members = this.configs.membersFrom(this.firstUnchosen);
-    for (const member of members) {
-      if (member === this.id || leader.peers.has(member)) continue;
-      leader.peers.set(member, new PeerProgress(this.firstUnchosen, this.currentTick, this.options.maxInflightSlots, this.options.maxInflightBytes));
-    }
-    for (const peer of [...leader.peers.keys()]) if (!members.has(peer)) leader.peers.delete(peer);
+  private syncPeers(leader: Leadership): void {
+    leader.syncPeers(this.configs.membersFrom(this.firstUnchosen), this.id, this.firstUnchosen, this.currentTick, this.options);
   }
 
   /** A configuration change was chosen: the leader replicates to new members, and hands over if it no longer votes. */
@@ -548,11 +495,7 @@ export class Replica {
     this.syncPeers(leader);
     const latest = this.configs.latest;
     // Ask new voters to promise now, not when the window reaches the slots they govern.
-    for (const voter of latest.voters) {
-      if (leader.phase.asked.has(voter)) continue;
-      leader.phase.asked.add(voter);
-      this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
-    }
+    for (const voter of latest.voters) if (leader.phase.ask(voter)) this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
     this.handOverIfRemoved(leader);
   }
 
@@ -562,25 +505,11 @@ export class Replica {
    * voter that has not would refuse to stand). Until then it goes on leading
    * (a proposer need not be an acceptor), which is what brings them up to date.
    */
-  private handOverIfRemoved(leader: LeaderState): void {
+  private handOverIfRemoved(leader: Leadership): void {
     const latest = this.configs.latest;
     if (isVoter(latest, this.id)) return;
-    let best: NodeId | undefined;
-    let bestFirstUnchosen = latest.id;
-    for (const voter of latest.voters) {
-      const progress = leader.peers.get(voter);
-      if (progress !== undefined && progress.firstUnchosen > bestFirstUnchosen) {
-        best = voter;
-        bestFirstUnchosen = progress.firstUnchosen;
-      }
-    }
-    if (best !== undefined) this.transferLeadership(best);
-  }
-
-  /** True while a configuration change of this leader's is proposed and not yet chosen. */
-  private configInFlight(leader: LeaderState): boolean {
-    for (const proposal of leader.proposals.values()) if (proposal.value.type === "config") return true;
-    return false;
+    const target = leader.handOverTarget(latest);
+    if (target !== undefined) this.transferLeadership(target);
   }
 
   /** Leaves any leader or candidate role; fails what was in flight. */
@@ -809,7 +738,7 @@ export class Replica {
       if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks) heard.add(peer);
       progress.retransmitIfStalled(this.currentTick, 2 * this.options.heartbeatTicks, this.log.logStart);
     }
-    if (!this.electorates().every((config) => hasQuorum(config.voters, heard))) {
+    if (!this.electedBy(heard)) {
       this.becomeFollower(undefined);
       return;
     }
@@ -828,9 +757,7 @@ export class Replica {
     if (this.leader === undefined) return;
     // Prepares to members asked after the election may have been lost: ask again those still missing.
     for (const config of [...this.electorates(), this.configs.latest]) {
-      for (const voter of config.voters) {
-        if (leader.phase.asked.has(voter) && !leader.phase.isComplete(voter)) this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
-      }
+      for (const voter of config.voters) if (leader.phase.awaits(voter)) this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
     }
     this.broadcastHeartbeat();
   }
@@ -839,7 +766,7 @@ export class Replica {
     const leader = this.leader;
     if (leader === undefined) return;
     const round = leader.readIndex.startRound(this.id, this.firstUnchosen);
-    const logTime = this.leaderLogTime(leader);
+    const logTime = leader.logTime(this.maxLogTime, this.clock.now());
     for (const peer of leader.peers.keys()) {
       this.output.send({
         type: "heartbeat",
@@ -904,7 +831,7 @@ export class Replica {
   }
 
   /** Sends a lagging peer the chosen values it lacks, one bounded batch at a time. */
-  private sendSuccessIfBehind(leader: LeaderState, peer: NodeId, progress: PeerProgress): void {
+  private sendSuccessIfBehind(leader: Leadership, peer: NodeId, progress: PeerProgress): void {
     if (progress.firstUnchosen >= this.firstUnchosen || progress.successInFlightSinceTick !== undefined) return;
     if (progress.firstUnchosen < this.log.logStart) return; // needs a snapshot: a later issue streams one.
     const entries: AcceptEntry[] = [];
@@ -923,7 +850,7 @@ export class Replica {
     // Until Phase 1 has settled (every value it found is chosen, and a quorum of each configuration in
     // the window promised), a slot beyond what it found may hold a value chosen under a configuration
     // this leader has only just learned of.
-    if (this.firstUnchosen <= leader.phase.maxSlotFound || !this.electorates().every((config) => leader.phase.hasQuorum(config.voters))) return;
+    if (this.firstUnchosen <= leader.phase.maxSlotFound || !this.electedBy(leader.phase.complete)) return;
     const electorates = this.electorates().map((config) => config.voters);
     for (const read of leader.readIndex.takeReady(electorates, this.firstUnchosen)) this.output.readReady(read);
   }
@@ -937,11 +864,6 @@ export class Replica {
     for (const [peer, progress] of leader.peers) this.sendAccepts(leader, peer, progress);
   }
 
-  /** The leader's log clock: its own clock from where the log's left off, never going back. */
-  private leaderLogTime(leader: LeaderState): number {
-    return Math.max(this.maxLogTime, this.clock.now() + leader.timeOffset);
-  }
-
   /**
    * Fills the slots of the window (fewer than α past `firstUnchosen`, so the
    * configuration of each is known), one value each: what Phase 1 found
@@ -950,7 +872,7 @@ export class Replica {
    * configuration waits for α slots to take effect. A slot is proposed only
    * once a quorum of its configuration has promised.
    */
-  private cutBatches(leader: LeaderState): void {
+  private cutBatches(leader: Leadership): void {
     const window = this.bugs.has("config-without-alpha") ? this.options.maxInflightSlots : Math.min(this.options.maxInflightSlots, this.options.alpha);
     while (leader.nextSlot - this.firstUnchosen < window) {
       const slot = leader.nextSlot;
@@ -959,7 +881,8 @@ export class Replica {
         continue;
       }
       if (!this.promisedForSlot(leader, slot)) return;
-      const value = this.nextValue(leader, slot);
+      const time = leader.logTime(this.maxLogTime, this.clock.now());
+      const value = leader.nextValue(slot, this.options, time, this.configs.latestEffectiveSlot, this.bugs.has("ignore-promised-values"));
       if (value === undefined) return;
       this.proposeAt(leader, slot, value.value, value.size);
       leader.nextSlot += 1;
@@ -967,37 +890,15 @@ export class Replica {
   }
 
   /** Whether a quorum of `slot`'s configuration promised this leader's ballot; asks members not yet asked. */
-  private promisedForSlot(leader: LeaderState, slot: number): boolean {
+  private promisedForSlot(leader: Leadership, slot: number): boolean {
     const config = this.configs.governing(slot);
     if (leader.phase.hasQuorum(config.voters)) return true;
-    for (const voter of config.voters) {
-      if (leader.phase.asked.has(voter)) continue;
-      leader.phase.asked.add(voter);
-      this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
-    }
+    for (const voter of config.voters) if (leader.phase.ask(voter)) this.sendPrepare(voter, leader.ballot, this.firstUnchosen);
     return false;
   }
 
-  private nextValue(leader: LeaderState, slot: number): { value: Value; size: number } | undefined {
-    const found = leader.phase.valueAt(slot);
-    if (found !== undefined) {
-      const value = this.bugs.has("ignore-promised-values") ? NOOP : found.value;
-      return { value, size: valueSize(value) };
-    }
-    const pending = leader.pendingConfig;
-    if (pending !== undefined) {
-      leader.pendingConfig = undefined;
-      const value: Value = { type: "config", change: pending.change, request: pending.request };
-      return { value, size: valueSize(value) };
-    }
-    const batch = leader.queue.cut(this.options.maxBatchCommands, this.options.maxBatchBytes);
-    if (batch !== undefined) return { value: { type: "batch", time: this.leaderLogTime(leader), commands: batch.commands }, size: batch.bytes + 32 };
-    if (slot <= leader.phase.maxSlotFound || slot < this.configs.latestEffectiveSlot) return { value: NOOP, size: valueSize(NOOP) };
-    return undefined;
-  }
-
   /** Proposes `value` for `slot` at the leader's ballot: this replica's own acceptor votes once its write is durable. */
-  private proposeAt(leader: LeaderState, slot: number, value: Value, size = valueSize(value)): void {
+  private proposeAt(leader: Leadership, slot: number, value: Value, size = valueSize(value)): void {
     leader.proposals.set(slot, { value, size, votes: new Set(), sentTick: this.currentTick });
     this.onAccept({
       type: "accept",
@@ -1009,7 +910,7 @@ export class Replica {
     });
   }
 
-  private sendAccepts(leader: LeaderState, peer: NodeId, progress: PeerProgress): void {
+  private sendAccepts(leader: Leadership, peer: NodeId, progress: PeerProgress): void {
     if (progress.next < this.log.logStart) return; // needs a snapshot
     const entries = progress.takeAccepts(leader.proposals, leader.nextSlot, this.currentTick);
     if (entries.length === 0) return;

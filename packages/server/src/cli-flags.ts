@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { ConfigError } from "./config.js";
 
 /** A command-line mistake: the CLIs print it with a hint and exit 2. */
@@ -35,6 +36,20 @@ export interface ServeFlagValues {
 }
 
 /** A non-negative integer flag, or a `UsageError` naming it. */
+type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** What `parseFlags` returns for these options. */
+export type ParsedFlags<Options extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: Options; allowPositionals: true; strict: true }>>;
+
+/** `parseArgs` with positionals, strict: an unknown or malformed flag is a `UsageError` (exit 2). */
+export function parseFlags<const Options extends FlagOptions>(argv: string[], options: Options): ParsedFlags<Options> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
 export function integerFlag(name: string, text: string | boolean | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(text)}`);

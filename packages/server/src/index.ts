@@ -2,4 +2,4 @@ export { ConfigError, isLoopback, parseServerConfig, serverConfigSchema, type Se
 export { LogTimeEstimator } from "./log-time.js";
 export { startServer, stopOnSignals, type RunningServer } from "./runtime.js";
 export { Counter, Gauge, Histogram, LATENCY_BUCKETS, MetricsRegistry } from "./metrics.js";
-export { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, type ServeFlagValues } from "./cli-flags.js";
+export { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, parseFlags, type ServeFlagValues } from "./cli-flags.js";

@@ -146,6 +146,18 @@ export class ServeCluster {
     await Promise.all(this.replicas.map((replica) => this.launch(replica, false)));
   }
 
+  /** Launches every replica, then `ready` (say, until a leader is agreed); closes everything if either fails. */
+  async boot(ready: () => Promise<unknown>): Promise<this> {
+    try {
+      await this.launchAll();
+      await ready();
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    return this;
+  }
+
   get urls(): string[] {
     return this.replicas.map((replica) => replica.url);
   }

@@ -1,4 +1,4 @@
-import type { NodeId } from "../ballot.js";
+import { type Ballot, type NodeId, ballotsEqual } from "../ballot.js";
 import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
@@ -101,7 +101,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   /** The snapshot being written, if any: `stop()` waits for it. */
   private snapshotting: Promise<void> | undefined;
   /** Configuration changes proposed here, by request, with the ballot they were proposed under. */
-  private readonly configWaiters = new Map<string, { readonly ballot: string; resolve(config: Configuration): void; reject(error: Error): void }>();
+  private readonly configWaiters = new Map<string, { readonly ballot: Ballot | undefined; resolve(config: Configuration): void; reject(error: Error): void }>();
 
   constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
     if (config.voters.length === 0) throw new InvalidInputError("node config", "the bootstrap configuration needs at least one voter");
@@ -245,7 +245,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       } catch (error) {
         return reject(error);
       }
-      this.configWaiters.set(request, { ballot: JSON.stringify(replica.status().ballot), resolve, reject });
+      this.configWaiters.set(request, { ballot: replica.status().ballot, resolve, reject });
       this.scheduleDrain();
     });
   }
@@ -476,9 +476,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     const status = replica.status();
     if (this.configWaiters.size > 0) {
       // A change proposed under another leadership is no longer tracked by the replica.
-      const ballot = status.role === "leader" ? JSON.stringify(status.ballot) : undefined;
       for (const [request, waiter] of this.configWaiters) {
-        if (waiter.ballot === ballot) continue;
+        if (status.role === "leader" && status.ballot !== undefined && waiter.ballot !== undefined && ballotsEqual(waiter.ballot, status.ballot)) continue;
         this.configWaiters.delete(request);
         waiter.reject(new EpochChangedError(status.leader));
       }

@@ -1,8 +1,9 @@
-import { type Command, type ConfigChange, type Configuration, type Message, type Ready, SeededRandom, type SynodError } from "@synod/core";
+import { type Command, type Message, type Ready, SeededRandom, type SynodError } from "@synod/core";
 import { EventQueue } from "./event-queue.js";
 import { type KvOp, mix } from "./kv-machine.js";
 import { type SimulationOptions, replayCommand } from "./options.js";
 import { Nemesis, type NemesisStream, type NemesisTarget } from "./nemesis.js";
+import { randomConfigChange } from "./reconfigure.js";
 import { SimNode } from "./sim-node.js";
 import { type ClientReply, type ClientRequest, SimClient, type HistoryRecord } from "./sim-client.js";
 import { checkHistories, type HistoryVerdict } from "./sim-check.js";
@@ -76,6 +77,8 @@ export class Simulation {
   private readonly chosen = new Map<number, string>();
   /** The state digest after applying each slot, as first computed by any replica. */
   private readonly digests = new Map<number, string>();
+  /** The configuration each slot's config entry left, as first applied: every replica must agree. */
+  private readonly configsAfter = new Map<number, string>();
   /** The slot at which each command (session/seq) was first applied. */
   private readonly appliedAt = new Map<string, number>();
   /** Waiting client requests per node: command key or read id → client attempt. */
@@ -350,9 +353,6 @@ export class Simulation {
     node.replica.compact(Math.max(0, handle.slot + 1 - 100_000));
   }
 
-  /** The configuration each slot's config entry left, as first applied: every replica must agree. */
-  private readonly configsAfter = new Map<number, string>();
-
   private noteConfigApplied(node: SimNode, slot: number): void {
     const config = JSON.stringify(node.host.config);
     const known = this.configsAfter.get(slot);
@@ -369,7 +369,7 @@ export class Simulation {
     const leaderId = this.currentLeader();
     if (leaderId === undefined) return;
     const leader = this.nodes.get(leaderId) as SimNode;
-    const change = this.randomChange(leader.replica.status().config);
+    const change = randomConfigChange(leader.replica.status().config, this.ids, this.random);
     if (change === undefined) return;
     try {
       leader.replica.proposeConfig(change, `r${this.statistics.configChangesProposed}`);
@@ -378,45 +378,6 @@ export class Simulation {
       // Another change is being decided: fine, the nemesis tries again later.
     }
     this.process(leader);
-  }
-
-  private randomChange(config: Configuration): ConfigChange | undefined {
-    const voters = [...config.voters];
-    const learners = [...config.learners];
-    const members = new Set([...voters, ...learners]);
-    const outsiders = this.ids.filter((id) => !members.has(id));
-    const pick = <T>(items: readonly T[]): T | undefined => (items.length === 0 ? undefined : items[this.random.integer(items.length)]);
-    const without = (items: readonly string[], item: string) => items.filter((other) => other !== item);
-    const draw = this.random.integer(11);
-    if (draw < 3) {
-      const added = pick(outsiders);
-      return added === undefined ? undefined : { expected: config.id, voters, learners: [...learners, added] };
-    }
-    if (draw < 6) {
-      const promoted = pick(learners) ?? pick(outsiders);
-      if (promoted === undefined || voters.length >= 7) return undefined;
-      return { expected: config.id, voters: [...voters, promoted], learners: without(learners, promoted) };
-    }
-    if (draw < 8) {
-      const removed = pick([...voters, ...learners]);
-      if (removed === undefined || (voters.length === 1 && voters[0] === removed)) return undefined;
-      return { expected: config.id, voters: without(voters, removed), learners: without(learners, removed) };
-    }
-    if (draw < 10) {
-      const out = pick(voters);
-      const into = pick([...learners, ...outsiders]);
-      if (out === undefined || into === undefined) return undefined;
-      return { expected: config.id, voters: [...without(voters, out), into], learners: without(learners, into) };
-    }
-    // A whole new configuration: 1 to 7 voters out of the pool, some of the rest as learners.
-    const shuffled = [...this.ids];
-    for (let index = shuffled.length - 1; index > 0; index -= 1) {
-      const other = this.random.integer(index + 1);
-      [shuffled[index], shuffled[other]] = [shuffled[other] as string, shuffled[index] as string];
-    }
-    const count = 1 + this.random.integer(shuffled.length);
-    const rest = shuffled.slice(count);
-    return { expected: config.id, voters: shuffled.slice(0, count), learners: rest.filter(() => this.random.chance(0.5)) };
   }
 
   private noteChosen(node: SimNode, slot: number, value: unknown): void {
