@@ -47,7 +47,7 @@ describe("SynodNode over the in-memory network", () => {
 });
 
 describe("SynodNode: configuration changes through the log", () => {
-  it("adds a learner, promotes it, removes the leader (which hands over), and refuses a stale change", async () => {
+  it("adds a learner that applies the log, refuses a stale change, and promotes the learner while removing the leader, after which a voter of the new configuration leads", async () => {
     const network = new MemoryNetwork();
     const bootstrap = ["a", "b", "c"];
     const all = ["a", "b", "c", "d"];
