@@ -73,7 +73,7 @@ export class Leadership {
   }
 
   peerStatuses(nowTick: number): PeerStatus[] {
-    return [...this.peers].map(([id, progress]) => ({ id, firstUnchosen: progress.firstUnchosen, silentTicks: nowTick - progress.lastHeardTick }));
+    return [...this.peers].map(([id, progress]) => ({ id, firstUnchosen: progress.answered ? progress.firstUnchosen : undefined, silentTicks: nowTick - progress.lastHeardTick }));
   }
 
   /**
@@ -85,7 +85,7 @@ export class Leadership {
     let bestFirstUnchosen = config.id;
     for (const voter of config.voters) {
       const progress = this.peers.get(voter);
-      if (progress !== undefined && progress.firstUnchosen > bestFirstUnchosen) {
+      if (progress?.answered === true && progress.firstUnchosen > bestFirstUnchosen) {
         best = voter;
         bestFirstUnchosen = progress.firstUnchosen;
       }

@@ -16,8 +16,10 @@ export interface ProposedSlot {
 export class PeerProgress {
   /** Next slot to send this peer an accept (or success) for. */
   next: number;
-  /** The peer's own `firstUnchosen`, as last reported. */
+  /** The peer's own `firstUnchosen`, as last reported (0 until it answers). */
   firstUnchosen = 0;
+  /** The peer has answered this leader at least once. */
+  answered = false;
   /** Tick at which the peer last answered anything. */
   lastHeardTick: number;
   /** Tick at which the window last moved (an accept sent into an empty window, or an acknowledgement). */
@@ -39,6 +41,13 @@ export class PeerProgress {
     this.next = next;
     this.lastHeardTick = nowTick;
     this.lastAckTick = nowTick;
+  }
+
+  /** The peer answered, reporting its `firstUnchosen`: the latest report, not the highest (a restarted replica may have lost unsynced chosen marks). */
+  report(firstUnchosen: number, nowTick: number): void {
+    this.firstUnchosen = firstUnchosen;
+    this.lastHeardTick = nowTick;
+    this.answered = true;
   }
 
   get inflightCount(): number {

@@ -171,8 +171,8 @@ export interface ReplicaStatus {
 
 export interface PeerStatus {
   readonly id: NodeId;
-  /** The peer's own `firstUnchosen`, as it last reported it. */
-  readonly firstUnchosen: number;
+  /** The peer's own `firstUnchosen`, as it last reported it; undefined until it answers this leader. */
+  readonly firstUnchosen: number | undefined;
   /** Ticks since it last answered. */
   readonly silentTicks: number;
 }

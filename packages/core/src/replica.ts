@@ -786,9 +786,7 @@ export class Replica {
     if (leader === undefined || !ballotsEqual(message.ballot, leader.ballot)) return;
     const progress = leader.peers.get(message.from);
     if (progress === undefined) return;
-    progress.lastHeardTick = this.currentTick;
-    // The latest report, not the highest: a restarted replica may have lost unsynced chosen marks.
-      progress.firstUnchosen = message.firstUnchosen;
+    progress.report(message.firstUnchosen, this.currentTick);
     leader.readIndex.acknowledge(message.from, message.round);
     // The follower saw our firstUnchosen of that round and marked every slot
     // it accepted at our ballot: if it is still behind it, it lacks a value.
@@ -801,11 +799,7 @@ export class Replica {
     const leader = this.leader;
     if (leader === undefined || !ballotsEqual(message.ballot, leader.ballot)) return;
     const progress = leader.peers.get(message.from);
-    if (progress !== undefined) {
-      progress.lastHeardTick = this.currentTick;
-      // The latest report, not the highest: a restarted replica may have lost unsynced chosen marks.
-      progress.firstUnchosen = message.firstUnchosen;
-    }
+    progress?.report(message.firstUnchosen, this.currentTick);
     let highest = -1;
     for (const slot of message.slots) {
       if (slot > highest) highest = slot;
