@@ -1,5 +1,8 @@
 export * from "./ballot.js";
 export * from "./bugs.js";
+export { crc32c, fromBase64, toBase64 } from "./bytes.js";
+export { decodeSnapshot, encodeSnapshot } from "./snapshot-stream.js";
+export type { SnapshotProgress } from "./driver/snapshot-transfer.js";
 export * from "./config.js";
 export { DeadlineHeap } from "./deadline-heap.js";
 export type { Clock } from "./clock.js";

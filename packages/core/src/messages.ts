@@ -17,7 +17,10 @@ export type Message =
   | Success
   | Heartbeat
   | HeartbeatReply
-  | TakeOver;
+  | TakeOver
+  | NeedSnapshot
+  | SnapshotRequest
+  | SnapshotChunk;
 
 interface Envelope {
   readonly from: NodeId;
@@ -137,6 +140,45 @@ export interface HeartbeatReply extends Envelope {
 export interface TakeOver extends Envelope {
   readonly type: "take-over";
   readonly ballot: Ballot;
+}
+
+/**
+ * The leader cannot send the receiver the slots it lacks: they were
+ * compacted below `logStart`. The receiver fetches a snapshot taken at
+ * `logStart - 1` or later, from any replica that has one.
+ */
+export interface NeedSnapshot extends Envelope {
+  readonly type: "need-snapshot";
+  readonly ballot: Ballot;
+  readonly logStart: number;
+}
+
+/**
+ * Asks for the next chunk of a snapshot at `minSlot` or later. `resume`
+ * names a transfer under way (its snapshot's slot and checksum, and how many
+ * bytes arrived): a replica with that same snapshot continues from there.
+ */
+export interface SnapshotRequest extends Envelope {
+  readonly type: "snapshot-request";
+  readonly minSlot: number;
+  readonly resume?: { readonly slot: number; readonly checksum: number; readonly offset: number };
+}
+
+/**
+ * One chunk of a snapshot's bytes (handle and data, see `encodeSnapshot`):
+ * `size` and `checksum` (CRC32C) of the whole, `offset` and `crc` (CRC32C)
+ * of this chunk, base64 `data`. `available: false` says the sender has no
+ * snapshot at the slot asked for.
+ */
+export interface SnapshotChunk extends Envelope {
+  readonly type: "snapshot-chunk";
+  readonly available: boolean;
+  readonly slot: number;
+  readonly checksum: number;
+  readonly size: number;
+  readonly offset: number;
+  readonly data: string;
+  readonly crc: number;
 }
 
 export type MessageType = Message["type"];

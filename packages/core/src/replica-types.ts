@@ -165,6 +165,8 @@ export interface ReplicaStatus {
   readonly config: Configuration;
   /** The slot from which `config` governs. */
   readonly configEffectiveSlot: number;
+  /** Set when the leader said the slots this replica lacks were compacted: fetch a snapshot at `minSlot` or later (from `from`, or any replica). */
+  readonly snapshotWanted: { readonly from: NodeId; readonly minSlot: number } | undefined;
   /** On a leader: each other member's progress. */
   readonly peers: readonly PeerStatus[];
 }

@@ -16,6 +16,7 @@ import type {
   Promise as PromiseMessage,
   Reject,
   Success,
+  NeedSnapshot,
   TakeOver,
 } from "./messages.js";
 import { Leadership } from "./leadership.js";
@@ -35,6 +36,7 @@ import {
   type ReplicaStatus,
   type Role,
 } from "./replica-types.js";
+import type { SnapshotHandle } from "./host.js";
 import { type ChosenEntry, type Command, type SlotRecord, type Value, valueSize } from "./values.js";
 
 export * from "./replica-types.js";
@@ -49,7 +51,7 @@ export * from "./replica-types.js";
 export class Replica {
   readonly id: NodeId;
   /** The configurations that govern slots from `firstUnchosen` on. */
-  private readonly configs: ConfigLog;
+  private configs: ConfigLog;
   private readonly options: ReplicaOptions;
   private readonly random: Random;
   private readonly clock: Clock;
@@ -81,6 +83,8 @@ export class Replica {
   private candidate: PhaseOne | undefined;
   private leader: Leadership | undefined;
   private nextReadId = 1;
+  /** The leader said the slots this replica lacks are compacted away: the driver fetches a snapshot. */
+  private snapshotWanted: { readonly from: NodeId; readonly minSlot: number } | undefined;
 
   // Output accumulated for the next Ready.
   private readonly output: ReadyBuilder;
@@ -109,10 +113,9 @@ export class Replica {
     this.firstUnchosen = this.log.logStart;
     this.advanceFirstUnchosen();
     this.handedOutThrough = Math.max(recovered.appliedThrough, this.log.logStart - 1);
-    invariant(
-      this.handedOutThrough < this.firstUnchosen,
-      () => `applied through ${this.handedOutThrough} but only slots below ${this.firstUnchosen} are known chosen`,
-    );
+    // The state machine vouches for more than the log holds (a snapshot installed from a peer before the log
+    // was truncated, or an application that keeps its own state): those slots are chosen; the log starts after them.
+    if (this.handedOutThrough >= this.firstUnchosen) this.skipTo(this.handedOutThrough + 1);
     this.maxBallotSeen = this.promised;
     this.electionTimeout = this.randomElectionTimeout();
   }
@@ -157,6 +160,12 @@ export class Replica {
         return this.onHeartbeatReply(message);
       case "take-over":
         return this.onTakeOver(message);
+      case "need-snapshot":
+        return this.onNeedSnapshot(message);
+      case "snapshot-request":
+      case "snapshot-chunk":
+        // Snapshot transfer is the driver's: bytes, not protocol state.
+        return;
       default: {
         const unreachable: never = message;
         throw new Error(`unknown message ${JSON.stringify(unreachable)}`);
@@ -211,6 +220,30 @@ export class Replica {
     const ballot = leader.ballot;
     this.becomeFollower(to);
     this.output.send({ type: "take-over", from: this.id, to, ballot });
+  }
+
+  /**
+   * Takes a snapshot installed from another replica: the state machine now
+   * reflects every slot through `handle.slot`, so they are chosen here, the
+   * log drops them, and the configurations come from the handle. A snapshot
+   * no further than this replica already is changes nothing.
+   */
+  installSnapshot(handle: SnapshotHandle): void {
+    if (handle.slot < this.firstUnchosen) return;
+    this.configs = new ConfigLog(this.configs.alpha, handle.configs, handle.slot);
+    if (handle.time > this.maxLogTime) this.maxLogTime = handle.time;
+    if (this.role !== "follower") this.becomeFollower(undefined);
+    this.handedOutThrough = handle.slot;
+    this.skipTo(handle.slot + 1);
+    this.snapshotWanted = undefined;
+  }
+
+  /** Slots below `slot` are chosen and reflected in the state machine: the log starts at `slot`. */
+  private skipTo(slot: number): void {
+    this.log.compact(slot);
+    this.output.truncate(slot);
+    if (this.firstUnchosen < slot) this.firstUnchosen = slot;
+    this.advanceFirstUnchosen();
   }
 
   /**
@@ -278,9 +311,15 @@ export class Replica {
       handedOutThrough: this.handedOutThrough,
       queuedCommands: this.leader?.queue.size ?? 0,
       config: this.configs.latest,
+      snapshotWanted: this.snapshotWanted,
       configEffectiveSlot: this.configs.latestEffectiveSlot,
       peers: this.leader?.peerStatuses(this.currentTick) ?? [],
     };
+  }
+
+  /** Set when the leader said the slots this replica lacks were compacted: the driver fetches a snapshot at `minSlot` or later. */
+  get wantsSnapshot(): { readonly from: NodeId; readonly minSlot: number } | undefined {
+    return this.snapshotWanted;
   }
 
   /** The acceptor's record of `slot`, if it holds one (for tests and the simulator's checks). */
@@ -405,6 +444,13 @@ export class Replica {
     const prepare: Prepare = transfer ? { type: "prepare", from: this.id, to, ballot, fromSlot, transfer } : { type: "prepare", from: this.id, to, ballot, fromSlot };
     if (to === this.id) this.onPrepare(prepare);
     else this.output.send(prepare);
+  }
+
+  /** The leader cannot send the slots this replica lacks: it needs a snapshot. */
+  private onNeedSnapshot(message: NeedSnapshot): void {
+    this.noteBallot(message.ballot);
+    if (compareBallots(message.ballot, this.promised) < 0 || message.logStart <= this.firstUnchosen) return;
+    this.snapshotWanted = { from: message.from, minSlot: message.logStart - 1 };
   }
 
   /** The leader handed over to this replica: stand now. */
@@ -704,6 +750,7 @@ export class Replica {
       this.firstUnchosen += 1;
     }
     if (this.leader !== undefined && this.leader.nextSlot < this.firstUnchosen) this.leader.nextSlot = this.firstUnchosen;
+    if (this.snapshotWanted !== undefined && this.firstUnchosen > this.snapshotWanted.minSlot) this.snapshotWanted = undefined;
     if (!changed) return;
     this.configs.prune(this.firstUnchosen);
     this.onConfigChosen();
@@ -827,7 +874,11 @@ export class Replica {
   /** Sends a lagging peer the chosen values it lacks, one bounded batch at a time. */
   private sendSuccessIfBehind(leader: Leadership, peer: NodeId, progress: PeerProgress): void {
     if (progress.firstUnchosen >= this.firstUnchosen || progress.successInFlightSinceTick !== undefined) return;
-    if (progress.firstUnchosen < this.log.logStart) return; // needs a snapshot: a later issue streams one.
+    if (progress.firstUnchosen < this.log.logStart) {
+      // Compacted away: the peer fetches a snapshot (from this replica or any other that has one).
+      this.output.send({ type: "need-snapshot", from: this.id, to: peer, ballot: leader.ballot, logStart: this.log.logStart });
+      return;
+    }
     const entries: AcceptEntry[] = [];
     for (let slot = progress.firstUnchosen; slot < this.firstUnchosen && entries.length < this.options.maxSuccessEntries; slot += 1) {
       const state = this.log.get(slot);

@@ -63,6 +63,26 @@ export const slotRecordSchema = z.object({
   chosen: z.boolean(),
 });
 
+const uint32 = z.number().int().nonnegative().max(0xffffffff);
+
+/** A snapshot handle as a disk or a peer hands it over. */
+export const snapshotHandleSchema = z.object({
+  slot: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+  time: z.number().finite(),
+  configs: z.array(configurationSchema).min(1),
+  sessions: z.array(
+    z.object({
+      session: z.string(),
+      lastSeq: z.number().int().nonnegative(),
+      lastOutcome: z.union([
+        z.object({ ok: z.literal(true), result: z.unknown() }),
+        z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string(), leaderHint: z.string().optional() }) }),
+      ]),
+      lastActive: z.number().finite(),
+    }),
+  ),
+});
+
 const acceptEntrySchema = z.object({ slot, value: valueSchema });
 const envelope = { from: nodeId, to: nodeId };
 
@@ -71,6 +91,24 @@ export const messageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("pre-vote-reply"), ...envelope, ballot: ballotSchema, granted: z.boolean() }),
   z.object({ type: z.literal("prepare"), ...envelope, ballot: ballotSchema, fromSlot: slot, transfer: z.boolean().optional() }),
   z.object({ type: z.literal("take-over"), ...envelope, ballot: ballotSchema }),
+  z.object({ type: z.literal("need-snapshot"), ...envelope, ballot: ballotSchema, logStart: slot }),
+  z.object({
+    type: z.literal("snapshot-request"),
+    ...envelope,
+    minSlot: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+    resume: z.object({ slot, checksum: uint32, offset: slot }).optional(),
+  }),
+  z.object({
+    type: z.literal("snapshot-chunk"),
+    ...envelope,
+    available: z.boolean(),
+    slot: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+    checksum: uint32,
+    size: slot,
+    offset: slot,
+    data: z.string().max(16 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/),
+    crc: uint32,
+  }),
   z.object({
     type: z.literal("promise"),
     ...envelope,

@@ -255,15 +255,19 @@ describe("Replica: invariants and safety", () => {
     expect(applies).toBeGreaterThan(20);
   });
 
-  it("checkInvariants() throws InvariantError on a replica constructed from an inconsistent state", () => {
-    // A snapshot claims slot 5 applied, but the log knows nothing chosen: the replica refuses to start.
-    expect(
-      () =>
-        new Replica(
-          { id: "a", voters: ["a"], random: new SeededRandom(1), clock: { now: () => 0 } },
-          { promised: ZERO_BALLOT, records: [], logStart: 0, appliedThrough: 5 },
-        ),
-    ).toThrow(InvariantError);
+  it("a replica whose state machine vouches for more than its log starts after it, and asks storage to drop the rest", () => {
+    // A snapshot fetched from a peer was saved, then the process died before the log was truncated:
+    // the state machine reflects slots through 5, which are therefore chosen; the log holds less.
+    const replica = new Replica(
+      { id: "a", voters: ["a"], random: new SeededRandom(1), clock: { now: () => 0 } },
+      { promised: ZERO_BALLOT, records: [{ slot: 2, ballot: ZERO_BALLOT, value: { type: "noop" }, chosen: false }], logStart: 0, appliedThrough: 5 },
+    );
+    replica.checkInvariants();
+    expect(replica.status()).toMatchObject({ logStart: 6, firstUnchosen: 6, handedOutThrough: 5 });
+    expect(replica.slotRecord(2)).toBeUndefined();
+    const ready = replica.ready();
+    expect(ready.persist.truncateBefore).toBe(6);
+    expect(ready.chosen).toEqual([]);
   });
 });
 

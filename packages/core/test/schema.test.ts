@@ -53,6 +53,9 @@ const VALID: { [K in MessageType]: Extract<Message, { type: K }> } = {
   heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000 },
   "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6 },
   "take-over": { type: "take-over", from: "a", to: "b", ballot },
+  "need-snapshot": { type: "need-snapshot", from: "a", to: "d", ballot, logStart: 40 },
+  "snapshot-request": { type: "snapshot-request", from: "d", to: "b", minSlot: 39 },
+  "snapshot-chunk": { type: "snapshot-chunk", from: "b", to: "d", available: true, slot: 41, checksum: 0xdeadbeef, size: 100000, offset: 65536, data: "AQID", crc: 12345 },
 };
 
 /** As a peer's bytes would arrive: plain JSON, no shared references. */
@@ -78,7 +81,7 @@ describe("parseMessage: valid messages", () => {
 
   it("covers every message type", () => {
     expect(Object.keys(VALID).sort()).toEqual(
-      ["accept", "accepted", "heartbeat", "heartbeat-reply", "pre-vote", "pre-vote-reply", "prepare", "promise", "reject", "success", "take-over"].sort(),
+      ["accept", "accepted", "heartbeat", "heartbeat-reply", "pre-vote", "pre-vote-reply", "prepare", "promise", "reject", "success", "take-over", "need-snapshot", "snapshot-request", "snapshot-chunk"].sort(),
     );
   });
 
@@ -99,6 +102,14 @@ describe("parseMessage: malformed messages", () => {
     expect(error.message).toMatch(/^invalid message: /);
     expect(error.message).toContain("fromSlot");
     expect(error.message).toMatch(/expected number, received undefined/);
+  });
+
+  it("takes optional fields when present and refuses them malformed", () => {
+    const resumed = { ...VALID["snapshot-request"], resume: { slot: 41, checksum: 0xdeadbeef, offset: 65536 } };
+    expect(parseMessage(wire(resumed))).toEqual(resumed);
+    expect(invalid({ ...resumed, resume: { slot: 41, checksum: 2 ** 32, offset: 0 } }).reason).toContain("resume.checksum");
+    expect(parseMessage(wire({ ...VALID.prepare, transfer: true }))).toEqual({ ...VALID.prepare, transfer: true });
+    expect(invalid({ ...VALID["snapshot-chunk"], data: "not base64!" }).reason).toContain("data");
   });
 
   it.each(Object.values(VALID).flatMap((message) => Object.keys(message).map((key) => [message.type, key] as const)))(

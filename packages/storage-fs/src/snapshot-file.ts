@@ -1,7 +1,7 @@
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
-import { type Snapshot, type SnapshotHandle, configurationSchema } from "@synod/core";
+import { type Snapshot, type SnapshotHandle, snapshotHandleSchema as handleSchema } from "@synod/core";
 import { z } from "zod";
 import { syncDirectory, writeFileAtomically } from "./atomic-file.js";
 import { StorageCorruptionError } from "./errors.js";
@@ -19,23 +19,6 @@ import { StorageCorruptionError } from "./errors.js";
  */
 const MAGIC = Buffer.from("SYNSNAP1");
 const PATTERN = /^snap-(\d{16})\.snap$/;
-
-const handleSchema = z.object({
-  slot: z.number().int().min(-1),
-  time: z.number().finite(),
-  configs: z.array(configurationSchema).min(1),
-  sessions: z.array(
-    z.object({
-      session: z.string(),
-      lastSeq: z.number().int().nonnegative(),
-      lastOutcome: z.union([
-        z.object({ ok: z.literal(true), result: z.unknown() }),
-        z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string(), leaderHint: z.string().optional() }) }),
-      ]),
-      lastActive: z.number().finite(),
-    }),
-  ),
-});
 
 export function snapshotFileName(slot: number): string {
   return `snap-${String(slot + 1).padStart(16, "0")}.snap`;

@@ -692,7 +692,7 @@ describe("TLS", () => {
       expect(refused.statistics.connects).toBe(0);
       expect(refused.statistics.sent).toBe(0);
     }
-    expect(delivered.map((message) => message.ballot.round)).toEqual([1]);
+    expect(delivered.map((message) => ("ballot" in message ? message.ballot.round : undefined))).toEqual([1]);
     expect(server.statistics.peersAccepted).toBe(1);
   });
 

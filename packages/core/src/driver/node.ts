@@ -8,6 +8,7 @@ import type { Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
 import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
 import { type Storage, isEmptyBatch } from "../storage.js";
+import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
 import type { Transport } from "../transport.js";
 import type { Command, CommandBody } from "../values.js";
 
@@ -33,6 +34,8 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly snapshotEverySlots?: number;
   /** Keep this many slots of log behind a snapshot for lagging peers (default 1 000). */
   readonly snapshotTailSlots?: number;
+  /** Bytes per chunk when a snapshot is sent to a replica too far behind for the log (default 256 KiB). */
+  readonly snapshotChunkBytes?: number;
   readonly clock?: Clock;
   readonly random?: Random;
   /** Test-only: planted protocol bugs. */
@@ -54,6 +57,8 @@ export interface NodeEvents {
    * once per batch of applied slots, after their outcomes are delivered.
    */
   applied: number;
+  /** A snapshot transfer to this replica moved: a chunk arrived, it was installed, or a source's bytes were rejected. */
+  snapshot: SnapshotProgress;
 }
 
 interface Waiter {
@@ -81,6 +86,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     role: new Set(),
     fatal: new Set(),
     applied: new Set(),
+    snapshot: new Set(),
   };
   private timer: unknown;
   /**
@@ -98,6 +104,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private ownSessionOpen: Promise<void> | undefined;
   private nextSeq = 1;
   private slotsSinceSnapshot = 0;
+  /** Snapshots to and from other replicas. */
+  private readonly transfer: SnapshotTransfer;
+  /** A snapshot fetched from another replica, installed by the drain loop between Readies. */
+  private pendingInstall: Snapshot | undefined;
   /** The snapshot being written, if any: `stop()` waits for it. */
   private snapshotting: Promise<void> | undefined;
   /** Configuration changes proposed here, by request, with the ballot they were proposed under. */
@@ -114,12 +124,16 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
     this.ownSession = newSessionId(config.id);
+    this.transfer = new SnapshotTransfer(config.id, (message) => config.transport.send(message), config.snapshotChunkBytes ?? 256 * 1024, 20);
   }
 
   /** Loads storage, restores the latest snapshot, and starts ticking and listening. */
   async start(): Promise<void> {
     const stored = await this.config.storage.load();
-    if (stored.snapshot !== undefined) this.host.restore(stored.snapshot);
+    if (stored.snapshot !== undefined) {
+      this.host.restore(stored.snapshot);
+      this.transfer.offer(stored.snapshot);
+    }
     this.replica = new Replica(
       {
         id: this.config.id,
@@ -142,6 +156,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     this.config.transport.onMessage((message) => this.onMessage(message));
     this.timer = setInterval(() => {
       this.input((replica) => replica.tick());
+      this.transfer.tick();
       this.flushDeferredMarks();
     }, this.config.tickMs ?? 50);
     this.scheduleDrain();
@@ -283,6 +298,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     const snapshot = await write();
     if (this.stopped) throw new StoppedError("stopped while the snapshot was written; it was not saved");
     await this.config.storage.saveSnapshot(snapshot);
+    this.transfer.offer(snapshot);
     const keep = this.config.snapshotTailSlots ?? 1000;
     this.input((replica) => replica.compact(Math.max(0, snapshot.handle.slot + 1 - keep)));
     return snapshot;
@@ -290,7 +306,40 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   /** Delivers a message from the transport. Messages are validated by the transport at its boundary. */
   private onMessage(message: Message): void {
+    if (message.type === "snapshot-request") {
+      if (!this.stopped && this.fatalError === undefined) this.transfer.onRequest(message);
+      return;
+    }
+    if (message.type === "snapshot-chunk") {
+      const snapshot = this.transfer.onChunk(message, (progress) => this.emit("snapshot", progress));
+      if (snapshot !== undefined) {
+        this.pendingInstall = snapshot;
+        this.scheduleDrain();
+      }
+      return;
+    }
     this.input((replica) => replica.step(message));
+  }
+
+  /**
+   * Installs a snapshot fetched from another replica, in process: durable
+   * first, then the state machine, then the replica (which drops the log
+   * below it and goes on from the slot after).
+   */
+  private async installFetched(replica: Replica): Promise<void> {
+    const snapshot = this.pendingInstall;
+    this.pendingInstall = undefined;
+    if (snapshot === undefined || snapshot.handle.slot < replica.status().firstUnchosen) return;
+    await this.config.storage.saveSnapshot(snapshot);
+    if (this.stopped) return;
+    this.host.restore(snapshot);
+    replica.installSnapshot(snapshot.handle);
+    this.transfer.offer(snapshot);
+    this.slotsSinceSnapshot = 0;
+  }
+
+  private emit<K extends keyof NodeEvents>(event: K, value: NodeEvents[K]): void {
+    for (const listener of this.listeners[event]) listener(value);
   }
 
   private input(action: (replica: Replica) => void): void {
@@ -364,10 +413,18 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     if (this.draining || replica === undefined) return;
     this.draining = true;
     try {
-      while (!this.stopped && this.fatalError === undefined && replica.hasReady()) {
+      for (;;) {
+        if (this.stopped || this.fatalError !== undefined) break;
+        if (this.pendingInstall !== undefined) await this.installFetched(replica);
+        if (!replica.hasReady()) break;
         await this.handleReady(replica, replica.ready());
       }
       this.emitChanges(replica);
+      const wanted = replica.wantsSnapshot;
+      if (wanted !== undefined && this.pendingInstall === undefined) {
+        const config = replica.status().config;
+        this.transfer.want(wanted.minSlot, [wanted.from, ...config.voters, ...config.learners]);
+      }
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)));
     } finally {

@@ -15,5 +15,6 @@ declare class TextEncoder {
   encode(input?: string): Uint8Array;
 }
 declare class TextDecoder {
+  constructor(label?: string, options?: { fatal?: boolean });
   decode(input?: Uint8Array): string;
 }

@@ -58,6 +58,8 @@ const formatEntries = (entries: readonly { slot: number; value: Value }[]): stri
   `[${entries.map((entry) => `${entry.slot}:${formatValue(entry.value)}`).join(" ")}]`;
 
 export function formatMessage(m: Message): string {
+  if (m.type === "snapshot-request") return `${m.from}->${m.to} ${m.type} min=${m.minSlot}${m.resume === undefined ? "" : ` resume=${m.resume.slot}@${m.resume.offset}`}`;
+  if (m.type === "snapshot-chunk") return `${m.from}->${m.to} ${m.type} slot=${m.slot} offset=${m.offset}/${m.size}`;
   const head = `${m.from}->${m.to} ${m.type} ballot=${ballot(m.ballot)}`;
   switch (m.type) {
     case "pre-vote": return head;
@@ -75,6 +77,7 @@ export function formatMessage(m: Message): string {
     case "heartbeat":
     case "heartbeat-reply": return `${head} round=${m.round} fu=${m.firstUnchosen}`;
     case "take-over": return head;
+    case "need-snapshot": return `${head} logStart=${m.logStart}`;
   }
 }
 

@@ -1,0 +1,172 @@
+import type { NodeId } from "../ballot.js";
+import { crc32c, fromBase64, toBase64 } from "../bytes.js";
+import type { Snapshot } from "../host.js";
+import type { Message, SnapshotChunk, SnapshotRequest } from "../messages.js";
+import { decodeSnapshot, encodeSnapshot } from "../snapshot-stream.js";
+
+/** What a transfer reports as it goes (see `SynodNode`'s `snapshot` event). */
+export type SnapshotProgress =
+  | { readonly kind: "chunk"; readonly from: NodeId; readonly slot: number; readonly offset: number; readonly size: number }
+  | { readonly kind: "installed"; readonly from: NodeId; readonly slot: number; readonly size: number }
+  | { readonly kind: "rejected"; readonly from: NodeId; readonly reason: string };
+
+interface Incoming {
+  readonly minSlot: number;
+  /** Replicas to ask, the leader that sent us first. */
+  sources: NodeId[];
+  source: number;
+  /** The snapshot being assembled, once its first chunk arrived. */
+  slot: number | undefined;
+  checksum: number;
+  size: number;
+  parts: Uint8Array[];
+  received: number;
+  /** Ticks since the last chunk (or request). */
+  idleTicks: number;
+}
+
+/**
+ * Moves snapshots between replicas in checksummed chunks, pulled by the
+ * receiver one at a time. A request names the transfer under way (slot,
+ * checksum, bytes received), so a transfer cut off halfway goes on where it
+ * stopped, from the same replica or any other with the same snapshot; only
+ * a replica with another snapshot starts it afresh. Each chunk carries its
+ * own CRC32C and the whole snapshot's, and the assembled bytes are checked
+ * before anything is installed.
+ *
+ * Serving keeps the encoding of this replica's latest snapshot in memory.
+ */
+export class SnapshotTransfer {
+  private served: { readonly slot: number; readonly bytes: Uint8Array; readonly checksum: number } | undefined;
+  private incoming: Incoming | undefined;
+
+  constructor(
+    private readonly self: NodeId,
+    private readonly send: (message: Message) => void,
+    private readonly chunkBytes: number,
+    /** Ticks without a chunk before asking again, from the next replica. */
+    private readonly stallTicks: number,
+  ) {}
+
+  /** This replica's latest snapshot: what it serves from now on. */
+  offer(snapshot: Snapshot): void {
+    if (this.served !== undefined && this.served.slot >= snapshot.handle.slot) return;
+    const { bytes, checksum } = encodeSnapshot(snapshot);
+    this.served = { slot: snapshot.handle.slot, bytes, checksum };
+  }
+
+  /** True while a transfer is under way. */
+  get fetching(): boolean {
+    return this.incoming !== undefined;
+  }
+
+  /** Starts fetching a snapshot at `minSlot` or later (or goes on with the one under way if it is far enough). */
+  want(minSlot: number, sources: readonly NodeId[]): void {
+    const current = this.incoming;
+    if (current !== undefined && current.minSlot >= minSlot) return;
+    const ordered = [...new Set(sources)].filter((id) => id !== this.self);
+    if (ordered.length === 0) return;
+    this.incoming = { minSlot, sources: ordered, source: 0, slot: undefined, checksum: 0, size: 0, parts: [], received: 0, idleTicks: 0 };
+    this.request();
+  }
+
+  /** Counts a tick; a transfer with no chunk for `stallTicks` asks the next replica, resuming where it stopped. */
+  tick(): void {
+    const incoming = this.incoming;
+    if (incoming === undefined) return;
+    incoming.idleTicks += 1;
+    if (incoming.idleTicks < this.stallTicks) return;
+    incoming.source = (incoming.source + 1) % incoming.sources.length;
+    this.request();
+  }
+
+  /** Answers a request with the next chunk of this replica's latest snapshot. */
+  onRequest(request: SnapshotRequest): void {
+    const served = this.served;
+    const reply = { type: "snapshot-chunk" as const, from: this.self, to: request.from };
+    if (served === undefined || served.slot < request.minSlot) {
+      this.send({ ...reply, available: false, slot: served?.slot ?? -1, checksum: 0, size: 0, offset: 0, data: "", crc: 0 });
+      return;
+    }
+    const resume = request.resume;
+    const offset = resume !== undefined && resume.slot === served.slot && resume.checksum === served.checksum ? Math.min(resume.offset, served.bytes.length) : 0;
+    const chunk = served.bytes.subarray(offset, Math.min(served.bytes.length, offset + this.chunkBytes));
+    this.send({ ...reply, available: true, slot: served.slot, checksum: served.checksum, size: served.bytes.length, offset, data: toBase64(chunk), crc: crc32c(chunk) });
+  }
+
+  /** Takes a chunk; returns the snapshot once all of it arrived and checked out. */
+  onChunk(chunk: SnapshotChunk, report: (progress: SnapshotProgress) => void): Snapshot | undefined {
+    const incoming = this.incoming;
+    if (incoming === undefined || chunk.from !== incoming.sources[incoming.source]) return undefined;
+    incoming.idleTicks = 0;
+    if (!chunk.available || chunk.slot < incoming.minSlot) {
+      // This one has nothing recent enough: ask the next.
+      incoming.source = (incoming.source + 1) % incoming.sources.length;
+      this.request();
+      return undefined;
+    }
+    let data: Uint8Array;
+    try {
+      data = fromBase64(chunk.data);
+    } catch {
+      return this.reject(chunk.from, "a chunk is not base64", report);
+    }
+    if (crc32c(data) !== chunk.crc) return this.reject(chunk.from, `the chunk at ${chunk.offset} fails its checksum`, report);
+    if (incoming.slot !== chunk.slot || incoming.checksum !== chunk.checksum || incoming.size !== chunk.size) {
+      // Another snapshot than the one under way (or the first chunk): start it afresh.
+      if (chunk.offset !== 0) return this.reject(chunk.from, "a new snapshot did not start at offset 0", report);
+      incoming.slot = chunk.slot;
+      incoming.checksum = chunk.checksum;
+      incoming.size = chunk.size;
+      incoming.parts = [];
+      incoming.received = 0;
+    }
+    if (chunk.offset === incoming.received && data.length > 0) {
+      incoming.parts.push(data);
+      incoming.received += data.length;
+      report({ kind: "chunk", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
+    }
+    if (incoming.received < incoming.size) {
+      this.request();
+      return undefined;
+    }
+    const bytes = new Uint8Array(incoming.size);
+    let at = 0;
+    for (const part of incoming.parts) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    if (crc32c(bytes) !== incoming.checksum) return this.reject(chunk.from, "the assembled snapshot fails its checksum", report);
+    let snapshot: Snapshot;
+    try {
+      snapshot = decodeSnapshot(bytes);
+    } catch (error) {
+      return this.reject(chunk.from, (error as Error).message, report);
+    }
+    this.incoming = undefined;
+    report({ kind: "installed", from: chunk.from, slot: snapshot.handle.slot, size: bytes.length });
+    return snapshot;
+  }
+
+  /** Drops what arrived (it cannot be trusted) and starts over from the next replica. */
+  private reject(from: NodeId, reason: string, report: (progress: SnapshotProgress) => void): undefined {
+    const incoming = this.incoming;
+    report({ kind: "rejected", from, reason });
+    if (incoming === undefined) return undefined;
+    incoming.slot = undefined;
+    incoming.parts = [];
+    incoming.received = 0;
+    incoming.source = (incoming.source + 1) % incoming.sources.length;
+    this.request();
+    return undefined;
+  }
+
+  private request(): void {
+    const incoming = this.incoming;
+    if (incoming === undefined) return;
+    incoming.idleTicks = 0;
+    const to = incoming.sources[incoming.source] as NodeId;
+    const base = { type: "snapshot-request" as const, from: this.self, to, minSlot: incoming.minSlot };
+    this.send(incoming.slot === undefined ? base : { ...base, resume: { slot: incoming.slot, checksum: incoming.checksum, offset: incoming.received } });
+  }
+}

@@ -1,0 +1,139 @@
+import { describe, expect, it } from "vitest";
+import { MemoryNetwork, MemoryStorage, type NodeId, type SnapshotProgress, SynodNode, crc32c, decodeSnapshot, encodeSnapshot, fromBase64, toBase64 } from "../src/index.js";
+
+import { ListMachine } from "../src/testing/index.js";
+
+async function waitFor<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** a, b, c vote; d starts with the same bootstrap configuration and waits to be added. Logs are compacted hard. */
+function cluster(chunkBytes: number) {
+  const network = new MemoryNetwork();
+  const ids = ["a", "b", "c", "d"];
+  const machines = new Map(ids.map((id) => [id, new ListMachine()]));
+  const nodes = new Map(
+    ids.map((id) => [
+      id,
+      new SynodNode({
+        id,
+        voters: ["a", "b", "c"],
+        storage: new MemoryStorage(),
+        transport: network.transport(id),
+        stateMachine: machines.get(id) as ListMachine,
+        tickMs: 5,
+        snapshotEverySlots: 10,
+        snapshotTailSlots: 2,
+        snapshotChunkBytes: chunkBytes,
+        replica: { alpha: 4 },
+      }),
+    ]),
+  );
+  const node = (id: NodeId) => nodes.get(id) as SynodNode<number, number, number, "all", number[]>;
+  const items = (id: NodeId) => (machines.get(id) as ListMachine).items;
+  const leader = () => waitFor(() => [...nodes.values()].find((candidate) => candidate.status().role === "leader"));
+  return { network, nodes, machines, node, items, leader, stop: () => Promise.all([...nodes.values()].map((each) => each.stop())) };
+}
+
+describe("snapshot transfer to a replica too far behind for the log", () => {
+  it("a new learner fetches a snapshot in checksummed chunks, installs it in process, then applies the log after it", async () => {
+    const c = cluster(64);
+    await Promise.all([...c.nodes.values()].map((node) => node.start()));
+    try {
+      const leader = await c.leader();
+      for (let value = 1; value <= 100; value += 1) await leader.propose(value);
+      // The leader's log no longer starts at 0: d cannot be caught up from it.
+      await waitFor(() => (leader.status().logStart > 0 ? true : undefined));
+      const events: SnapshotProgress[] = [];
+      c.node("d").on("snapshot", (event) => events.push(event));
+
+      await leader.proposeConfig({ expected: -1, voters: ["a", "b", "c"], learners: ["d"] });
+      await waitFor(() => (events.some((event) => event.kind === "installed") ? true : undefined));
+      await leader.propose(101);
+      await waitFor(() => (c.items("d").includes(101) ? true : undefined));
+
+      const chunks = events.filter((event) => event.kind === "chunk");
+      const installed = events.find((event) => event.kind === "installed");
+      expect(installed?.kind === "installed" && installed.size).toBeGreaterThan(64 * 3);
+      // Many chunks, in order, each at the offset where the last ended.
+      expect(chunks.length).toBeGreaterThan(3);
+      chunks.forEach((chunk, index) => expect(chunk.kind === "chunk" && chunk.offset).toBe(index * 64));
+      // Installed by restoring the state machine, not by replaying the log from slot 0.
+      const restored = (c.machines.get("d") as ListMachine).restored;
+      expect(restored?.length).toBeGreaterThan(0);
+      expect((c.machines.get("d") as ListMachine).applies).toBeLessThan(100);
+      expect(c.items("d")).toEqual(c.items(leader.id));
+      expect(events.filter((event) => event.kind === "rejected")).toEqual([]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a transfer cut off halfway goes on from another replica with the same snapshot, where it stopped", async () => {
+    const c = cluster(32);
+    await Promise.all([...c.nodes.values()].map((node) => node.start()));
+    try {
+      const leader = await c.leader();
+      for (let value = 1; value <= 100; value += 1) await leader.propose(value);
+      // Every voter has applied the same slots and so taken the same snapshots.
+      await waitFor(() => (["a", "b", "c"].every((id) => c.items(id).length === 100) ? true : undefined));
+      await waitFor(() => (["a", "b", "c"].every((id) => c.node(id).status().logStart === leader.status().logStart) ? true : undefined));
+
+      const events: SnapshotProgress[] = [];
+      let cutFrom: NodeId | undefined;
+      c.node("d").on("snapshot", (event) => {
+        events.push(event);
+        // After a few chunks, the replica sending them is cut off from d, both ways.
+        if (event.kind === "chunk" && cutFrom === undefined && events.length === 5) {
+          cutFrom = event.from;
+          c.network.partition(event.from, "d");
+          c.network.partition("d", event.from);
+        }
+      });
+      await leader.proposeConfig({ expected: -1, voters: ["a", "b", "c"], learners: ["d"] });
+      await waitFor(() => (events.some((event) => event.kind === "installed") ? true : undefined));
+
+      const chunks = events.filter((event): event is Extract<SnapshotProgress, { kind: "chunk" }> => event.kind === "chunk");
+      const after = chunks.filter((chunk) => chunk.from !== cutFrom);
+      expect(cutFrom).toBeDefined();
+      expect(after.length).toBeGreaterThan(0);
+      // The next replica went on at the offset where the cut one stopped: nothing was fetched twice.
+      expect(after[0]?.offset).toBe(5 * 32);
+      expect(chunks.map((chunk) => chunk.offset)).toEqual(chunks.map((_, index) => index * 32));
+
+      c.network.heal();
+      await leader.propose(101);
+      await waitFor(() => (c.items("d").includes(101) ? true : undefined));
+      expect(c.items("d")).toEqual(c.items(leader.id));
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe("snapshot bytes", () => {
+  it("CRC32C and base64 match their standard values; a snapshot survives encoding, and a damaged one is refused", () => {
+    expect(crc32c(new TextEncoder().encode("123456789"))).toBe(0xe3069283);
+    const bytes = Uint8Array.from({ length: 1000 }, (_, index) => (index * 37) & 0xff);
+    expect(toBase64(bytes)).toBe(Buffer.from(bytes).toString("base64"));
+    for (const length of [0, 1, 2, 3, 4]) expect(fromBase64(toBase64(bytes.subarray(0, length)))).toEqual(bytes.subarray(0, length));
+    expect(() => fromBase64("a$==")).toThrow(RangeError);
+
+    const snapshot = {
+      handle: { slot: 7, time: 1234, configs: [{ id: -1, voters: ["a"], learners: [] }], sessions: [] },
+      data: Uint8Array.of(1, 2, 3),
+    };
+    const encoded = encodeSnapshot(snapshot);
+    expect(encoded.checksum).toBe(crc32c(encoded.bytes));
+    expect(decodeSnapshot(encoded.bytes)).toEqual(snapshot);
+    const damaged = encoded.bytes.slice();
+    damaged[6] = 0x7b; // inside the handle JSON
+    expect(() => decodeSnapshot(damaged)).toThrow(/invalid snapshot/);
+  });
+});
