@@ -12,6 +12,12 @@ export interface Configuration {
   readonly id: number;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Where to reach each member, opaque to core (a transport's address, such
+   * as `ws://host:port`), so that every replica learns a new member's
+   * address from the log itself.
+   */
+  readonly endpoints?: Readonly<Record<NodeId, string>>;
 }
 
 /**
@@ -24,6 +30,12 @@ export interface ConfigChange {
   readonly expected: number;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Every member's address, as the entry records it: a replica takes them
+   * from the entry alone, never from what it knew before, so that all agree
+   * (the leader fills in the addresses it knows when it proposes).
+   */
+  readonly endpoints?: Readonly<Record<NodeId, string>>;
 }
 
 /** Why a change is refused before it is proposed. */
@@ -66,8 +78,14 @@ export class ConfigLog {
     this.through = Math.max(through, this.latest.id);
   }
 
-  static bootstrap(alpha: number, voters: readonly NodeId[], learners: readonly NodeId[] = []): ConfigLog {
-    return new ConfigLog(alpha, [{ id: -1, voters: [...voters], learners: [...learners] }], -1);
+  /**
+   * The configuration every replica of a cluster starts from. A replica that
+   * joins a running cluster starts from none (no voters): it counts no
+   * quorum and wins no election until the log or a snapshot tells it who votes.
+   */
+  static bootstrap(alpha: number, voters: readonly NodeId[], learners: readonly NodeId[] = [], endpoints?: Readonly<Record<NodeId, string>>): ConfigLog {
+    const config: Configuration = { id: -1, voters: [...voters], learners: [...learners] };
+    return new ConfigLog(alpha, [endpoints === undefined ? config : { ...config, endpoints: { ...endpoints } }], -1);
   }
 
   /** The configuration chosen last (it may not govern any slot yet). */
@@ -109,8 +127,9 @@ export class ConfigLog {
     this.through = slot;
     if (change.expected !== this.latest.id || configChangeProblem(change) !== undefined) return undefined;
     const config: Configuration = { id: slot, voters: [...change.voters], learners: [...change.learners] };
-    this.history.push(config);
-    return config;
+    const endpoints = keptEndpoints(config, change.endpoints ?? {});
+    this.history.push(endpoints === undefined ? config : { ...config, endpoints });
+    return this.latest;
   }
 
   /** What a snapshot at `slot` must carry: the configurations that govern slots after it. */
@@ -146,7 +165,21 @@ export function quorumOfEach(configs: readonly Configuration[], granted: Readonl
 }
 
 export function copyConfig(config: Configuration): Configuration {
-  return { id: config.id, voters: [...config.voters], learners: [...config.learners] };
+  const copy: Configuration = { id: config.id, voters: [...config.voters], learners: [...config.learners] };
+  return config.endpoints === undefined ? copy : { ...copy, endpoints: { ...config.endpoints } };
+}
+
+/** The addresses of `config`'s members among `endpoints`, in member order; undefined when none is known. */
+export function keptEndpoints(config: Configuration, endpoints: Readonly<Record<NodeId, string>>): Record<NodeId, string> | undefined {
+  const kept: Record<NodeId, string> = {};
+  let any = false;
+  for (const id of [...config.voters, ...config.learners]) {
+    const endpoint = endpoints[id];
+    if (endpoint === undefined) continue;
+    kept[id] = endpoint;
+    any = true;
+  }
+  return any ? kept : undefined;
 }
 
 export function isVoter(config: Configuration, id: NodeId): boolean {

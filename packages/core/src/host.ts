@@ -108,6 +108,7 @@ export interface HostOptions {
   /** The bootstrap configuration's voters and learners (as the replica's). */
   readonly voters: readonly NodeId[];
   readonly learners?: readonly NodeId[];
+  readonly endpoints?: Readonly<Record<NodeId, string>>;
   /** The replicas' α (default 64, as `ReplicaOptions`). */
   readonly alpha?: number;
   readonly bugs?: PlantedBugs;
@@ -134,7 +135,7 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
   ) {
     invariant(options.sessionTtlMs > 0, "sessionTtlMs must be positive");
     this.bugs = options.bugs ?? NO_BUGS;
-    this.configs = ConfigLog.bootstrap(options.alpha ?? 64, options.voters, options.learners ?? []);
+    this.configs = ConfigLog.bootstrap(options.alpha ?? 64, options.voters, options.learners ?? [], options.endpoints);
   }
 
   /** The configuration chosen last, as applied here. */

@@ -81,6 +81,8 @@ export interface ReplicaConfig {
   readonly voters: readonly NodeId[];
   /** The bootstrap configuration's learners. */
   readonly learners?: readonly NodeId[];
+  /** The bootstrap configuration's member addresses (opaque to core). */
+  readonly endpoints?: Readonly<Record<NodeId, string>>;
   readonly random: Random;
   readonly clock: Clock;
   readonly options?: Partial<ReplicaOptions>;

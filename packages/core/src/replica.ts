@@ -1,7 +1,7 @@
 import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual, compareBallots, formatBallot, maxBallot, nextBallot } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
 import type { Clock } from "./clock.js";
-import { type ConfigChange, ConfigLog, type Configuration, configChangeProblem, isVoter, quorumOfEach } from "./config.js";
+import { type ConfigChange, ConfigLog, type Configuration, configChangeProblem, isVoter, keptEndpoints, quorumOfEach } from "./config.js";
 import { ConfigChangeError, EpochChangedError, NotLeaderError, OverloadedError, invariant } from "./errors.js";
 import type {
   Accept,
@@ -98,7 +98,7 @@ export class Replica {
     const alpha = this.bugs.has("config-without-alpha") ? 1 : this.options.alpha;
     this.configs =
       recovered.configs === undefined
-        ? ConfigLog.bootstrap(alpha, config.voters, config.learners ?? [])
+        ? ConfigLog.bootstrap(alpha, config.voters, config.learners ?? [], config.endpoints)
         : new ConfigLog(alpha, recovered.configs.history, recovered.configs.through);
     invariant(this.options.heartbeatTicks < this.options.electionTicks, "heartbeatTicks must be below electionTicks");
     this.random = config.random;
@@ -130,8 +130,9 @@ export class Replica {
       return;
     }
     this.electionElapsed += 1;
-    // A replica outside the configuration waits three timeouts, so that members go first.
-    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3)) this.startPreVote();
+    // A replica outside the configuration waits three timeouts, so that members go first; one that knows
+    // of no voters at all (it joined and has not learned the configuration) has no one to ask.
+    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3) && this.configs.latest.voters.length > 0) this.startPreVote();
   }
 
   /** Handles one message from another replica (or this one, via `advance`). */
@@ -205,7 +206,9 @@ export class Replica {
     if (leader.changingConfig()) {
       throw new ConfigChangeError("CHANGE_IN_PROGRESS", "another configuration change is being decided", latest.id);
     }
-    leader.pendingConfig = { change, request };
+    // The entry records every member's address: those given, else the ones known now.
+    const endpoints = keptEndpoints({ id: -1, voters: change.voters, learners: change.learners }, { ...latest.endpoints, ...change.endpoints });
+    leader.pendingConfig = { change: endpoints === undefined ? change : { ...change, endpoints }, request };
   }
 
   /**

@@ -36,17 +36,20 @@ export const commandSchema = z.object({
 
 const nodeIds = z.array(nodeId).max(1024).readonly();
 
+const endpoints = z.record(nodeId, z.string().min(1).max(2048)).optional();
+
 export const configurationSchema = z.object({
   id: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
   voters: nodeIds,
   learners: nodeIds,
+  endpoints,
 });
 
 export const valueSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("noop") }),
   z.object({
     type: z.literal("config"),
-    change: z.object({ expected: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER), voters: nodeIds, learners: nodeIds }),
+    change: z.object({ expected: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER), voters: nodeIds, learners: nodeIds, endpoints }),
     request: z.string().max(256),
   }),
   z.object({

@@ -95,3 +95,36 @@ describe("SynodNode: configuration changes through the log", () => {
     await Promise.all([...nodes.values()].map((node) => node.stop()));
   });
 });
+
+describe("SynodNode: a replica joining a running cluster", () => {
+  it("starts with no voters, stands for nothing, and learns the configuration with every member's address from the log", async () => {
+    const network = new MemoryNetwork();
+    const endpoints = { a: "ws://a", b: "ws://b", c: "ws://c" };
+    const make = (id: string, voters: readonly string[]) =>
+      new SynodNode({ id, voters, endpoints: voters.length > 0 ? endpoints : {}, storage: new MemoryStorage(), transport: network.transport(id), stateMachine: new ListMachine(), tickMs: 5, replica: { alpha: 4 } });
+    const members = ["a", "b", "c"].map((id) => make(id, ["a", "b", "c"]));
+    const joiner = make("d", []);
+    const configs: unknown[] = [];
+    joiner.on("config", (config) => configs.push(config));
+    await Promise.all([...members, joiner].map((node) => node.start()));
+    try {
+      const leader = await waitFor(() => members.find((node) => node.status().role === "leader"));
+      expect(leader.status().config.endpoints).toEqual(endpoints);
+      // Left alone for many election timeouts, the joiner stands for nothing.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(joiner.status().role).toBe("follower");
+      expect(joiner.status().config.voters).toEqual([]);
+
+      const added = await leader.proposeConfig({ expected: -1, voters: ["a", "b", "c"], learners: ["d"], endpoints: { d: "ws://d" } });
+      expect(added.endpoints).toEqual({ ...endpoints, d: "ws://d" });
+      await waitFor(() => (joiner.status().config.id === added.id ? true : undefined));
+      expect(joiner.status().config).toEqual(added);
+      expect(configs).toEqual([added]);
+      // A member removed takes its address with it.
+      const removed = await leader.proposeConfig({ expected: added.id, voters: ["a", "b", "c"], learners: [] });
+      expect(removed.endpoints).toEqual(endpoints);
+    } finally {
+      await Promise.all([...members, joiner].map((node) => node.stop()));
+    }
+  });
+});

@@ -2,7 +2,7 @@ import { type Ballot, type NodeId, ballotsEqual } from "../ballot.js";
 import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
-import { ConfigChangeError, EpochChangedError, InvalidInputError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
+import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
 import { type MultiOpResult, type Outcome, type Snapshot, type StateMachine, StateMachineHost } from "../host.js";
 import type { Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
@@ -16,12 +16,14 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly id: NodeId;
   /**
    * The bootstrap configuration: the same on every replica of a cluster.
-   * Later configurations come from the log (or a snapshot); a replica added
-   * later starts with the cluster's bootstrap configuration too and learns
-   * the rest as it catches up.
+   * Later configurations come from the log (or a snapshot). A replica that
+   * joins a running cluster passes no voters: it votes in nothing and stands
+   * for nothing until the log or a snapshot tells it the configuration.
    */
   readonly voters: readonly NodeId[];
   readonly learners?: readonly NodeId[];
+  /** Addresses of the bootstrap members, carried in the configuration (opaque to core). */
+  readonly endpoints?: Readonly<Record<NodeId, string>>;
   readonly storage: Storage;
   readonly transport: Transport;
   readonly stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>;
@@ -59,6 +61,8 @@ export interface NodeEvents {
   applied: number;
   /** A snapshot transfer to this replica moved: a chunk arrived, it was installed, or a source's bytes were rejected. */
   snapshot: SnapshotProgress;
+  /** The configuration chosen last changed (learned from the log or a snapshot). */
+  config: Configuration;
 }
 
 interface Waiter {
@@ -87,6 +91,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     fatal: new Set(),
     applied: new Set(),
     snapshot: new Set(),
+    config: new Set(),
   };
   private timer: unknown;
   /**
@@ -100,6 +105,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private fatalError: Error | undefined;
   private lastLeader: NodeId | undefined;
   private lastRole: ReplicaStatus["role"] = "follower";
+  private lastConfigId = -1;
   private ownSession: string;
   private ownSessionOpen: Promise<void> | undefined;
   private nextSeq = 1;
@@ -114,12 +120,12 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private readonly configWaiters = new Map<string, { readonly ballot: Ballot | undefined; resolve(config: Configuration): void; reject(error: Error): void }>();
 
   constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
-    if (config.voters.length === 0) throw new InvalidInputError("node config", "the bootstrap configuration needs at least one voter");
     this.id = config.id;
     this.host = new StateMachineHost(config.stateMachine, {
       sessionTtlMs: config.sessionTtlMs ?? 60_000,
       voters: config.voters,
       ...(config.learners === undefined ? {} : { learners: config.learners }),
+      ...(config.endpoints === undefined ? {} : { endpoints: config.endpoints }),
       ...(config.replica?.alpha === undefined ? {} : { alpha: config.replica.alpha }),
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
@@ -139,6 +145,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         id: this.config.id,
         voters: this.config.voters,
         ...(this.config.learners === undefined ? {} : { learners: this.config.learners }),
+        ...(this.config.endpoints === undefined ? {} : { endpoints: this.config.endpoints }),
         random: this.config.random ?? new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0] as number),
         clock: this.config.clock ?? monotonicClock,
         ...(this.config.replica === undefined ? {} : { options: this.config.replica }),
@@ -542,6 +549,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     if (status.leader !== this.lastLeader) {
       this.lastLeader = status.leader;
       for (const listener of this.listeners.leader) listener(status.leader);
+    }
+    if (status.config.id !== this.lastConfigId) {
+      this.lastConfigId = status.config.id;
+      this.emit("config", status.config);
     }
     if (status.role !== this.lastRole) {
       this.lastRole = status.role;
