@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
-import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, parseFlags, stopOnSignals } from "@synod/server";
+import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, MEMBERS_FLAGS, MEMBERS_USAGE, membersCommand, parseFlags, stopOnSignals } from "@synod/server";
 import { KvClient } from "./client/kv-client.js";
 import type { KvTest, KvTxnOp } from "./ops.js";
 import { startKvServer } from "./service/serve.js";
@@ -12,7 +12,7 @@ Run a replica:
   synod-kv serve --config replica.json        (the JSON of the server's configuration, with an optional "kv" section;
                                                flags given as well override the file)
   serve flags: --id ID  --members ID=URL,...  --data-dir DIR  --listen HOST:PORT  --cluster-id NAME
-               --secret SECRET (or SYNOD_SECRET)  --rejoin  --tick-ms N  --log-level debug|info|warn|error
+               --secret SECRET (or SYNOD_SECRET)  --rejoin  --join (a new replica of a running cluster)  --tick-ms N  --log-level debug|info|warn|error
                --quota-bytes N  --max-value-bytes N  --retain-revisions N
 
 Talk to a cluster (endpoints: --endpoints URL,... or SYNOD_ENDPOINTS; default ws://127.0.0.1:7401):
@@ -26,6 +26,8 @@ Talk to a cluster (endpoints: --endpoints URL,... or SYNOD_ENDPOINTS; default ws
   synod-kv lease grant TTL_MS | lease keepalive ID | lease revoke ID | lease info ID
   synod-kv compact REVISION
   synod-kv status
+  synod-kv members list | add ID=URL [--learner] | remove ID | promote ID | replace OLD NEW=URL
+${MEMBERS_USAGE}
   common flags: --endpoints URL,...  --token TOKEN (or SYNOD_TOKEN)  --namespace PREFIX  --timeout MS
 
 Exit status: 0 done, 1 the cluster refused or failed the request (the error's code is printed), 2 bad usage.
@@ -34,6 +36,7 @@ Exit status: 0 done, 1 the cluster refused or failed the request (the error's co
 const options = {
   help: { type: "boolean", short: "h" },
   ...SERVE_FLAGS,
+  ...MEMBERS_FLAGS,
   "quota-bytes": { type: "string" },
   "max-value-bytes": { type: "string" },
   "retain-revisions": { type: "string" },
@@ -192,6 +195,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === "serve") return serve(flags);
+  if (command === "members") {
+    print(await membersCommand(positionals.slice(1), flags, clientTarget(flags, "ws://127.0.0.1:7401")));
+    return;
+  }
   return runClient(command, positionals, flags);
 }
 

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, parseFlags, stopOnSignals } from "@synod/server";
+import { CLIENT_FLAGS, SERVE_FLAGS, UsageError, clientTarget, configFromServeFlags, exitOnError, integerFlag, MEMBERS_FLAGS, MEMBERS_USAGE, membersCommand, parseFlags, stopOnSignals } from "@synod/server";
 import { LockClient, LockWaitError } from "./client/lock-client.js";
 import { startLockServer } from "./service/serve.js";
 
@@ -12,7 +12,8 @@ Run a replica:
   synod-lock serve --id n1 --members n1=ws://127.0.0.1:7501,n2=ws://127.0.0.1:7502,n3=ws://127.0.0.1:7503 --data-dir ./data/n1
   synod-lock serve --config replica.json      (the server's configuration as JSON; flags override it)
   serve flags: --id ID  --members ID=URL,...  --data-dir DIR  --listen HOST:PORT  --cluster-id NAME
-               --secret SECRET (or SYNOD_SECRET)  --rejoin  --tick-ms N  --log-level debug|info|warn|error
+               --secret SECRET (or SYNOD_SECRET)  --rejoin  --join (a new replica of a running cluster)  --tick-ms N
+               --log-level debug|info|warn|error
 
 Run a 3-replica cluster on this machine (development; data kept between runs):
   synod-lock dev [--data-dir DIR] [--port 7501]        (replicas on ports 7501-7503 by default; Ctrl-C stops them)
@@ -26,6 +27,8 @@ Use a cluster (endpoints: --endpoints URL,... or SYNOD_ENDPOINTS; default ws://1
   synod-lock sessions                      every session with its deadline, holds and waits
   synod-lock release NAME --force --reason TEXT [--session ID]
                                            operator release of a lock's holders (recorded)
+  synod-lock members list | add ID=URL [--learner] | remove ID | promote ID | replace OLD NEW=URL
+${MEMBERS_USAGE}
   common flags: --endpoints URL,...  --token TOKEN (or SYNOD_TOKEN)
 
 Exit status: 0 done, 1 the cluster refused or failed, 2 bad usage, 3 lock busy or wait timed out.
@@ -35,6 +38,7 @@ const options = {
   help: { type: "boolean", short: "h" },
   ...SERVE_FLAGS,
   ...CLIENT_FLAGS,
+  ...MEMBERS_FLAGS,
   ttl: { type: "string" },
   shared: { type: "boolean" },
   "no-wait": { type: "boolean" },
@@ -212,6 +216,10 @@ async function main(argv: string[]): Promise<number> {
     return -1;
   }
   if (verb === "dev") return dev(flags);
+  if (verb === "members") {
+    print(await membersCommand(positionals.slice(1), flags, clientTarget(flags, "ws://127.0.0.1:7501")));
+    return 0;
+  }
   const client = clientFrom(flags);
   try {
     switch (verb) {

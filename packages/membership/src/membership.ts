@@ -4,7 +4,12 @@ import { ConfigChangeError, type Configuration, NotLeaderError, type NodeId, typ
 export interface ReconfigurableNode {
   readonly id: NodeId;
   status(): ReplicaStatus;
-  proposeConfig(change: { readonly expected: number; readonly voters: readonly NodeId[]; readonly learners: readonly NodeId[] }): Promise<Configuration>;
+  proposeConfig(change: {
+    readonly expected: number;
+    readonly voters: readonly NodeId[];
+    readonly learners: readonly NodeId[];
+    readonly endpoints?: Readonly<Record<NodeId, string>>;
+  }): Promise<Configuration>;
 }
 
 /** The configuration a cluster should end up with. */
@@ -12,6 +17,8 @@ export interface MembershipTarget {
   readonly voters: readonly NodeId[];
   /** Default: the current learners, less those that become voters. */
   readonly learners?: readonly NodeId[];
+  /** Addresses of new (or moved) members; the others keep theirs. */
+  readonly endpoints?: Readonly<Record<NodeId, string>>;
 }
 
 export interface ChangeOptions {
@@ -23,6 +30,9 @@ export interface ChangeOptions {
   readonly catchUpTimeoutMs?: number;
   readonly signal?: AbortSignal;
 }
+
+/** Options of the one-member shorthands: `endpoint` is where the member is reached (needed for a new one). */
+export type MemberOptions = ChangeOptions & { readonly endpoint?: string };
 
 /** One member as the leader sees it. */
 export interface MemberView {
@@ -118,15 +128,15 @@ export class Membership {
   }
 
   /** Adds `id` as a learner: a read replica that receives and applies the log. */
-  addLearner(id: NodeId, options: ChangeOptions): Promise<Configuration> {
+  addLearner(id: NodeId, options: MemberOptions): Promise<Configuration> {
     const config = this.current(options);
-    return this.change({ voters: config.voters, learners: unique([...config.learners, id]) }, options);
+    return this.change({ voters: config.voters, learners: unique([...config.learners, id]), ...endpointOf(id, options) }, options);
   }
 
   /** Makes `id` a voter (joining as a learner first if it is not one). */
-  promote(id: NodeId, options: ChangeOptions): Promise<Configuration> {
+  promote(id: NodeId, options: MemberOptions): Promise<Configuration> {
     const config = this.current(options);
-    return this.change({ voters: unique([...config.voters, id]) }, options);
+    return this.change({ voters: unique([...config.voters, id]), ...endpointOf(id, options) }, options);
   }
 
   /** Removes `id`, voter or learner (the leader too: it hands over first). */
@@ -136,23 +146,25 @@ export class Membership {
   }
 
   /** Replaces voter `oldId` with `newId`: the new one joins and catches up, then one entry swaps them. */
-  replace(oldId: NodeId, newId: NodeId, options: ChangeOptions): Promise<Configuration> {
+  replace(oldId: NodeId, newId: NodeId, options: MemberOptions): Promise<Configuration> {
     const config = this.current(options);
     if (!config.voters.includes(oldId)) throw new ConfigChangeError("INVALID_CONFIG", `${oldId} is not a voter of configuration ${config.id}`);
-    return this.change({ voters: unique([...config.voters.filter((voter) => voter !== oldId), newId]) }, options);
+    return this.change({ voters: unique([...config.voters.filter((voter) => voter !== oldId), newId]), ...endpointOf(newId, options) }, options);
   }
 
   private async changeNow(target: MembershipTarget, options: ChangeOptions): Promise<Configuration> {
     let config = this.current(options);
     const learners = target.learners ?? config.learners.filter((id) => !target.voters.includes(id));
-    if (sameMembers(config.voters, target.voters) && sameMembers(config.learners, learners)) return config;
+    const endpoints = target.endpoints === undefined ? {} : { endpoints: target.endpoints };
+    const moved = Object.entries(target.endpoints ?? {}).some(([id, endpoint]) => config.endpoints?.[id] !== endpoint);
+    if (sameMembers(config.voters, target.voters) && sameMembers(config.learners, learners) && !moved) return config;
     const newcomers = target.voters.filter((id) => !config.voters.includes(id));
     const joining = newcomers.filter((id) => !config.learners.includes(id));
     if (joining.length > 0) {
-      config = await this.node.proposeConfig({ expected: config.id, voters: config.voters, learners: unique([...config.learners, ...joining]) });
+      config = await this.node.proposeConfig({ expected: config.id, voters: config.voters, learners: unique([...config.learners, ...joining]), ...endpoints });
     }
     if (newcomers.length > 0) await this.awaitCatchUp(newcomers, config, options);
-    return this.node.proposeConfig({ expected: config.id, voters: target.voters, learners });
+    return this.node.proposeConfig({ expected: config.id, voters: target.voters, learners, ...endpoints });
   }
 
   /** The configuration as the leader knows it, checked against the caller's expectation. */
@@ -184,6 +196,10 @@ export class Membership {
       await new Promise<void>((resolve) => setTimeout(resolve, this.pollMs));
     }
   }
+}
+
+function endpointOf(id: NodeId, options: MemberOptions): { endpoints?: Record<NodeId, string> } {
+  return options.endpoint === undefined ? {} : { endpoints: { [id]: options.endpoint } };
 }
 
 function sameMembers(a: readonly NodeId[], b: readonly NodeId[]): boolean {

@@ -17,6 +17,9 @@ export const SERVE_FLAGS = {
   "cluster-id": { type: "string" },
   secret: { type: "string" },
   rejoin: { type: "boolean" },
+  join: { type: "boolean" },
+  "snapshot-every-slots": { type: "string" },
+  "snapshot-tail-slots": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
 } as const;
@@ -31,6 +34,9 @@ export interface ServeFlagValues {
   readonly "cluster-id"?: string | undefined;
   readonly secret?: string | undefined;
   readonly rejoin?: boolean | undefined;
+  readonly join?: boolean | undefined;
+  readonly "snapshot-every-slots"?: string | undefined;
+  readonly "snapshot-tail-slots"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
 }
@@ -90,6 +96,11 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   const secret = flags.secret ?? process.env.SYNOD_SECRET;
   if (secret !== undefined) config.secret = secret;
   if (flags.rejoin === true) config.rejoin = true;
+  if (flags.join === true) config.join = true;
+  const snapshotEverySlots = integerFlag("snapshot-every-slots", flags["snapshot-every-slots"]);
+  if (snapshotEverySlots !== undefined) config.snapshotEverySlots = snapshotEverySlots;
+  const snapshotTailSlots = integerFlag("snapshot-tail-slots", flags["snapshot-tail-slots"]);
+  if (snapshotTailSlots !== undefined) config.snapshotTailSlots = snapshotTailSlots;
   const tickMs = integerFlag("tick-ms", flags["tick-ms"]);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];

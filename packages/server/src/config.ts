@@ -23,6 +23,13 @@ export const serverConfigSchema = z
     dataDir: z.string().min(1),
     /** This replica was a member before: an empty data directory is then a wiped one, not a new replica. */
     rejoin: z.boolean().default(false),
+    /**
+     * This replica joins a running cluster: `members` are the replicas to
+     * reach (and itself); it votes in nothing until an operator adds it
+     * (`members add`) and the log or a snapshot tells it the configuration.
+     * Keep it on when the joined replica restarts.
+     */
+    join: z.boolean().default(false),
     tickMs: duration.default(50),
     electionTicks: duration.default(10),
     heartbeatTicks: duration.default(2),

@@ -3,6 +3,7 @@ import { type StateMachine, SynodNode } from "@synod/core";
 import { FileStorage } from "@synod/storage-fs";
 import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
 import { type ServerConfig, parseServerConfig } from "./config.js";
+import { withMembership } from "./membership-admin.js";
 import { MetricsRegistry } from "./metrics.js";
 
 /** A running replica: the Paxos node, its listener, transport and storage. */
@@ -73,7 +74,9 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   });
   const node = new SynodNode({
     id: config.id,
-    voters: config.members.map((member) => member.id),
+    // A joining replica starts from no configuration: it learns the real one from the log or a snapshot.
+    voters: config.join ? [] : config.members.map((member) => member.id),
+    ...(config.join ? {} : { endpoints: Object.fromEntries(config.members.map((member) => [member.id, member.url])) }),
     storage,
     transport,
     stateMachine,
@@ -90,7 +93,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   metrics.gauge("synod_is_leader", "1 while this replica leads.", () => (node.status().role === "leader" ? 1 : 0));
   metrics.gauge("synod_applied_slot", "The last log slot applied here.", () => node.status().appliedThrough);
   metrics.gauge("synod_log_last_slot", "The last log slot this replica holds.", () => node.status().lastSlot);
-  const clients = options.clients?.(node, endpointOf, metrics) ?? nodeClientHandler(node as unknown as SynodNode, endpointOf);
+  const clients = withMembership(options.clients?.(node, endpointOf, metrics) ?? nodeClientHandler(node as unknown as SynodNode, endpointOf), node, endpointOf);
   const server = new SynodServer({
     self: config.id,
     clusterId: config.clusterId,
@@ -111,6 +114,21 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     logger.info("leader changed", { leader: leader ?? null });
   });
   node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
+  node.on("snapshot", (progress) => {
+    if (progress.kind === "installed") logger.info("snapshot installed", { from: progress.from, slot: progress.slot, bytes: progress.size });
+    else if (progress.kind === "rejected") logger.warn("snapshot chunk rejected", { from: progress.from, reason: progress.reason });
+  });
+  // Members come and go through the log: dial and accept exactly the members of the configuration
+  // chosen last (the replicas given at start too, until a configuration names them).
+  node.on("config", (chosen) => {
+    const endpoints = { ...Object.fromEntries(config.members.map((member) => [member.id, member.url])), ...chosen.endpoints };
+    const members = [...new Set([...chosen.voters, ...chosen.learners, config.id])];
+    const known = members.filter((id) => endpoints[id] !== undefined);
+    for (const id of known) urls.set(id, endpoints[id] as string);
+    transport.setPeers(known.map((id) => ({ id, url: endpoints[id] as string })));
+    server.setPeers(known);
+    logger.info("configuration changed", { id: chosen.id, voters: chosen.voters, learners: chosen.learners });
+  });
   await node.start();
   logger.info("replica started", {
     listen: `${listen.host}:${port}`,

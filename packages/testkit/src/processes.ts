@@ -104,6 +104,8 @@ export interface ServeReplica {
   exited: Promise<void>;
   /** Everything the process wrote to stderr (JSON logs), across restarts. */
   readonly logs: string[];
+  /** Started with `--join`: a replica added to the running cluster (it learns the configuration from it). */
+  joined?: boolean;
 }
 
 export interface ServeClusterOptions {
@@ -205,6 +207,27 @@ export class ServeCluster {
     await this.launch(replica, true);
   }
 
+  /**
+   * Starts a new replica with `--join` (on a free port, or at the address of
+   * a replica it replaces): it reaches the others, votes in nothing, and
+   * waits for an operator to add it (`members add ID=URL`).
+   */
+  async join(id: string): Promise<ServeReplica> {
+    const existing = this.replicas.find((replica) => replica.id === id);
+    if (existing?.child !== undefined) throw new Error(`${id} is running`);
+    const replica = existing ?? { id, url: `ws://127.0.0.1:${await freePort()}`, child: undefined, exited: Promise.resolve(), logs: [] };
+    if (existing === undefined) this.replicas.push(replica);
+    replica.joined = true;
+    await this.launch(replica, false);
+    return replica;
+  }
+
+  /** Removes a stopped replica's data directory: a wiped disk. */
+  wipe(id: string): void {
+    if (this.replica(id).child !== undefined) throw new Error(`${id} is running`);
+    rmSync(join(this.directory, id), { recursive: true, force: true });
+  }
+
   /** Kills every process it started and removes its directories. */
   async close(): Promise<void> {
     for (const replica of this.replicas) {
@@ -222,13 +245,15 @@ export class ServeCluster {
   }
 
   private launch(replica: ServeReplica, rejoin: boolean): Promise<void> {
+    // A joined replica reaches the replicas started with the cluster, and itself.
+    const members = replica.joined === true && !this.members.split(",").some((member) => member.startsWith(`${replica.id}=`)) ? `${this.members},${replica.id}=${replica.url}` : this.members;
     const args = [
       this.options.script,
       "serve",
       "--id",
       replica.id,
       "--members",
-      this.members,
+      members,
       "--data-dir",
       join(this.directory, replica.id),
       "--tick-ms",
@@ -236,6 +261,7 @@ export class ServeCluster {
       "--log-level",
       "info",
       ...(rejoin ? ["--rejoin"] : []),
+      ...(replica.joined === true ? ["--join"] : []),
       ...(this.options.flags ?? []),
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });

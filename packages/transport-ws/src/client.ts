@@ -143,6 +143,11 @@ export class SynodClient {
     this.moveAwayFrom(url);
   }
 
+  /** A membership request (see the `members` request), sent to the leader; resolves with the view or the new configuration. */
+  members<Result = unknown>(request: Omit<Extract<ClientRequestBody, { kind: "members" }>, "kind">, options: CallOptions = {}): Promise<Result> {
+    return this.retrying({ kind: "members", ...request }, options.signal) as Promise<Result>;
+  }
+
   /** The status of one replica (by default, the current target). */
   async status(url?: string): Promise<unknown> {
     const reply = await this.connection(url ?? this.target).request({ kind: "status" }, this.requestTimeout);

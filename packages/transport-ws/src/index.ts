@@ -1,5 +1,5 @@
 export { SynodClient, ClientError, UnknownOutcomeError, type CallOptions, type Stream, type StreamHandlers, type SynodClientOptions } from "./client.js";
-export { nodeClientHandler } from "./handler.js";
+export { errorReply, nodeClientHandler } from "./handler.js";
 export { ResumingStream, type ResumingStreamOptions } from "./resuming-stream.js";
 export { SynodServer, type SynodServerOptions, type ServerStatistics } from "./server.js";
 export { WsTransport, type WsTransportOptions } from "./transport.js";

@@ -56,6 +56,11 @@ export class PeerLink {
   private readonly maxQueued: number;
   private readonly maxBuffered: number;
 
+  /** The endpoint this link dials. */
+  get url(): string {
+    return this.options.url;
+  }
+
   constructor(private readonly options: PeerLinkOptions) {
     this.maxQueued = options.maxQueuedMessages ?? 4096;
     this.maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024;

@@ -42,6 +42,24 @@ export const clientRequestBody = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("read-local"), query: z.unknown() }),
   /** The answering replica's view: role, leader, slots. */
   z.object({ kind: z.literal("status") }),
+  /**
+   * Cluster membership, answered by the leader: `list` the configuration
+   * and each member's role, lag and health; `add` a learner (`learner`) or a
+   * voter (it joins as a learner, catches up, then votes), `remove`,
+   * `promote`, or `replace` voter `id` with `replacement`. `endpoint` is
+   * where a new member is reached; `expectedConfigId` makes a change
+   * compare-and-set (default: the configuration the leader has now).
+   */
+  z.object({
+    kind: z.literal("members"),
+    action: z.enum(["list", "add", "remove", "promote", "replace"]),
+    id: nodeId.optional(),
+    replacement: nodeId.optional(),
+    endpoint: z.string().regex(/^wss?:\/\/[^/]+$/, "an endpoint is ws://host:port or wss://host:port").optional(),
+    learner: z.boolean().optional(),
+    expectedConfigId: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER).optional(),
+    catchUpTimeoutMs: z.number().int().positive().max(3_600_000).optional(),
+  }),
   /** Opens a stream of `event` frames (a change feed), served by the replica that answers. */
   z.object({ kind: z.literal("watch"), query: z.unknown() }),
   /** Ends the stream the client opened with request `stream`. */

@@ -77,7 +77,7 @@ export class SynodServer {
   };
   private readonly http: Server;
   private readonly sockets: WebSocketServer;
-  private readonly peers: ReadonlySet<NodeId>;
+  private peers: ReadonlySet<NodeId>;
 
   constructor(private readonly options: SynodServerOptions) {
     this.peers = new Set(options.peers.filter((peer) => peer !== options.self));
@@ -121,6 +121,11 @@ export class SynodServer {
   }
 
   /** Starts listening; resolves with the bound port. */
+  /** Accepts peer connections from exactly these replicas from now on (a configuration change added or removed members). */
+  setPeers(peers: readonly NodeId[]): void {
+    this.peers = new Set(peers.filter((peer) => peer !== this.options.self));
+  }
+
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       this.http.once("error", reject);

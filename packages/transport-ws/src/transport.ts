@@ -25,16 +25,33 @@ export class WsTransport implements Transport {
   private handler: ((message: Message) => void) | undefined;
   private closed = false;
 
-  constructor(options: WsTransportOptions) {
+  constructor(private readonly options: WsTransportOptions) {
     this.id = options.self;
-    for (const peer of options.peers) {
-      if (peer.id === options.self) continue;
+    this.setPeers(options.peers);
+  }
+
+  /**
+   * Dials exactly these peers from now on (a configuration change added or
+   * removed members): new ones get a link, removed ones lose theirs, and a
+   * peer whose address changed is dialled anew.
+   */
+  setPeers(peers: readonly { readonly id: NodeId; readonly url: string }[]): void {
+    if (this.closed) return;
+    const wanted = new Map(peers.filter((peer) => peer.id !== this.options.self).map((peer) => [peer.id, peer.url]));
+    for (const [id, link] of this.links) {
+      if (wanted.get(id) === link.url) continue;
+      link.close();
+      this.links.delete(id);
+    }
+    for (const [id, url] of wanted) {
+      if (this.links.has(id)) continue;
+      const options = this.options;
       this.links.set(
-        peer.id,
+        id,
         new PeerLink({
           self: options.self,
-          peer: peer.id,
-          url: peer.url,
+          peer: id,
+          url,
           clusterId: options.clusterId,
           secret: options.secret,
           logger: options.logger,

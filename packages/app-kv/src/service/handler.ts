@@ -90,6 +90,7 @@ export function kvClientHandler(node: KvNode, machine: KvMachine, hub: WatchHub,
           return generic.handle({ kind: "read-local", query: checked.value });
         }
         case "status":
+        case "members":
           return generic.handle(body);
       }
     },

@@ -175,6 +175,7 @@ export function lockClientHandler(
           return reply;
         }
         case "status":
+        case "members":
           return generic.handle(body);
       }
     },
