@@ -137,3 +137,37 @@ describe("snapshot bytes", () => {
     expect(() => decodeSnapshot(damaged)).toThrow(/invalid snapshot/);
   });
 });
+
+describe("snapshot policy", () => {
+  it("takes a snapshot once enough bytes of log were applied, whatever the slot count", async () => {
+    const network = new MemoryNetwork();
+    const storage = new MemoryStorage();
+    const node = new SynodNode({
+      id: "a",
+      voters: ["a"],
+      storage,
+      transport: network.transport("a"),
+      stateMachine: new ListMachine(),
+      tickMs: 5,
+      snapshotEverySlots: 0,
+      snapshotEveryBytes: 2_000,
+    });
+    await node.start();
+    try {
+      await waitFor(() => (node.status().role === "leader" ? true : undefined));
+      // Each proposal is a slot of well under 200 estimated bytes: a few do not reach the threshold...
+      for (let value = 0; value < 3; value += 1) await node.propose(value);
+      expect((await storage.load()).snapshot).toBeUndefined();
+      // ...and enough of them do.
+      for (let value = 3; value < 60; value += 1) await node.propose(value);
+      let snapshot = (await storage.load()).snapshot;
+      for (let tries = 0; snapshot === undefined && tries < 200; tries += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        snapshot = (await storage.load()).snapshot;
+      }
+      expect(snapshot?.handle.slot).toBeGreaterThan(3);
+    } finally {
+      await node.stop();
+    }
+  });
+});

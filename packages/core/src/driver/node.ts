@@ -10,7 +10,7 @@ import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, ty
 import { type Storage, isEmptyBatch } from "../storage.js";
 import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
 import type { Transport } from "../transport.js";
-import type { Command, CommandBody } from "../values.js";
+import { type Command, type CommandBody, valueSize } from "../values.js";
 
 export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly id: NodeId;
@@ -34,6 +34,8 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly sessionTtlMs?: number;
   /** Take a snapshot after this many applied slots (default 10 000; 0 disables). */
   readonly snapshotEverySlots?: number;
+  /** Take a snapshot after this many (estimated) bytes of applied log, whichever comes first (default 64 MiB; 0 disables). */
+  readonly snapshotEveryBytes?: number;
   /** Keep this many slots of log behind a snapshot for lagging peers (default 1 000). */
   readonly snapshotTailSlots?: number;
   /** Bytes per chunk when a snapshot is sent to a replica too far behind for the log (default 256 KiB). */
@@ -110,6 +112,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private ownSessionOpen: Promise<void> | undefined;
   private nextSeq = 1;
   private slotsSinceSnapshot = 0;
+  private bytesSinceSnapshot = 0;
   /** Snapshots to and from other replicas. */
   private readonly transfer: SnapshotTransfer;
   /** A snapshot fetched from another replica, installed by the drain loop between Readies. */
@@ -343,6 +346,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     replica.installSnapshot(snapshot.handle);
     this.transfer.offer(snapshot);
     this.slotsSinceSnapshot = 0;
+    this.bytesSinceSnapshot = 0;
   }
 
   private emit<K extends keyof NodeEvents>(event: K, value: NodeEvents[K]): void {
@@ -492,6 +496,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         for (const waiter of waiting) waiter.resolve(applied.outcome);
       }
       this.slotsSinceSnapshot += 1;
+      this.bytesSinceSnapshot += valueSize(entry.value);
     }
     for (const outcome of this.host.takeConfigOutcomes()) {
       const waiter = this.configWaiters.get(outcome.request);
@@ -519,9 +524,13 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   }
 
   private maybeSnapshot(): void {
-    const every = this.config.snapshotEverySlots ?? 10_000;
-    if (every <= 0 || this.snapshotting !== undefined || this.slotsSinceSnapshot < every) return;
+    if (this.snapshotting !== undefined) return;
+    const everySlots = this.config.snapshotEverySlots ?? 10_000;
+    const everyBytes = this.config.snapshotEveryBytes ?? 64 * 1024 * 1024;
+    const due = (everySlots > 0 && this.slotsSinceSnapshot >= everySlots) || (everyBytes > 0 && this.bytesSinceSnapshot >= everyBytes);
+    if (!due) return;
     this.slotsSinceSnapshot = 0;
+    this.bytesSinceSnapshot = 0;
     this.snapshotting = this.snapshot()
       .then(
         () => undefined,
