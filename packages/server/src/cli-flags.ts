@@ -20,6 +20,7 @@ export const SERVE_FLAGS = {
   join: { type: "boolean" },
   "snapshot-every-slots": { type: "string" },
   "snapshot-tail-slots": { type: "string" },
+  "snapshot-every-bytes": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
 } as const;
@@ -37,6 +38,7 @@ export interface ServeFlagValues {
   readonly join?: boolean | undefined;
   readonly "snapshot-every-slots"?: string | undefined;
   readonly "snapshot-tail-slots"?: string | undefined;
+  readonly "snapshot-every-bytes"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
 }
@@ -101,6 +103,8 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   if (snapshotEverySlots !== undefined) config.snapshotEverySlots = snapshotEverySlots;
   const snapshotTailSlots = integerFlag("snapshot-tail-slots", flags["snapshot-tail-slots"]);
   if (snapshotTailSlots !== undefined) config.snapshotTailSlots = snapshotTailSlots;
+  const snapshotEveryBytes = integerFlag("snapshot-every-bytes", flags["snapshot-every-bytes"]);
+  if (snapshotEveryBytes !== undefined) config.snapshotEveryBytes = snapshotEveryBytes;
   const tickMs = integerFlag("tick-ms", flags["tick-ms"]);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];

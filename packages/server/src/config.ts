@@ -36,6 +36,8 @@ export const serverConfigSchema = z
     sessionTtlMs: duration.default(60_000),
     snapshotEverySlots: z.number().int().nonnegative().default(10_000),
     snapshotTailSlots: z.number().int().nonnegative().default(1_000),
+    /** Also snapshot after this many (estimated) bytes of applied log (0 disables). */
+    snapshotEveryBytes: z.number().int().nonnegative().default(64 * 1024 * 1024),
     /** The cluster secret peers authenticate with (HMAC challenge). Required unless the whole cluster is on loopback. */
     secret: z.string().min(16, "the cluster secret must be at least 16 characters").optional(),
     /** Bearer tokens clients must present; none configured lets any client in. */

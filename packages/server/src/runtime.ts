@@ -85,6 +85,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     sessionTtlMs: config.sessionTtlMs,
     snapshotEverySlots: config.snapshotEverySlots,
     snapshotTailSlots: config.snapshotTailSlots,
+    snapshotEveryBytes: config.snapshotEveryBytes,
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
