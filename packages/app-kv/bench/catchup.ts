@@ -65,7 +65,6 @@ async function measure(script: string, megabytes: number): Promise<string> {
     size: 3,
     tickMs: 50,
     flags: [
-      "--log-level", "warn",
       "--quota-bytes", String(4 * bytes + 256 * MIB),
       "--snapshot-every-slots", "0",
       "--snapshot-every-bytes", String(Math.floor(bytes * 0.95)),
@@ -105,6 +104,13 @@ async function measure(script: string, megabytes: number): Promise<string> {
       while (!caughtUp) samples.push(await rate(load, 1_000));
       during = samples.length === 0 ? 0 : samples.reduce((sum, sample) => sum + sample, 0) / samples.length;
     })();
+    let installedSeconds: number | undefined;
+    const watcher = (async () => {
+      while (!caughtUp && installedSeconds === undefined) {
+        if (joiner.logs.join("").includes('"snapshot installed"')) installedSeconds = (performance.now() - addedAt) / 1_000;
+        await sleep(50);
+      }
+    })();
     await added;
     await until(
       async () => {
@@ -118,11 +124,11 @@ async function measure(script: string, megabytes: number): Promise<string> {
     );
     const catchUpSeconds = (performance.now() - addedAt) / 1_000;
     caughtUp = true;
-    await sampler;
+    await Promise.all([sampler, watcher]);
     await load.stop();
     await admin.close();
     const viaSnapshot = joiner.logs.join("").includes('"snapshot installed"');
-    return `${megabytes} MB of state (${keys} keys of 64 KiB, filled in ${fillSeconds.toFixed(1)} s): a new member caught up in ${catchUpSeconds.toFixed(1)} s (${(megabytes / catchUpSeconds).toFixed(1)} MB/s)${viaSnapshot ? " through a snapshot" : " WITHOUT a snapshot"}; writes ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s while it caught up (${((100 * during) / Math.max(1, before)).toFixed(0)} %)`;
+    return `${megabytes} MB of state (${keys} keys of 64 KiB, filled in ${fillSeconds.toFixed(1)} s): a new member caught up in ${catchUpSeconds.toFixed(1)} s (${(megabytes / catchUpSeconds).toFixed(1)} MB/s)${viaSnapshot ? `, its snapshot installed after ${installedSeconds?.toFixed(1) ?? "?"} s` : " WITHOUT a snapshot"}; writes ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s while it caught up (${((100 * during) / Math.max(1, before)).toFixed(0)} %)`;
   } finally {
     await probe.close();
     await cluster.close();

@@ -72,22 +72,42 @@ describe("snapshots", () => {
   });
 
   describe("bad bytes are a SnapshotInvalidError and leave the state untouched", () => {
+    // The snapshot's lines as one object (the header's fields, `keys` and `events` as arrays), to change and write back.
     const good = (() => {
       const kv = new Harness();
       richStore(kv);
-      return JSON.parse(new TextDecoder().decode(kv.machine.snapshot()() as Uint8Array)) as Record<string, unknown>;
+      const lines = new TextDecoder().decode(kv.machine.snapshot()() as Uint8Array).trimEnd().split("\n").map((line) => JSON.parse(line));
+      const header = lines[0] as Record<string, unknown> & { keys: number; events: number };
+      return { ...header, keys: lines.slice(1, 1 + header.keys), events: lines.slice(1 + header.keys) } as Record<string, unknown>;
     })();
+    const encodeLines = (json: Record<string, any>): Uint8Array => {
+      const { keys, events, ...header } = json;
+      const lines = [{ ...header, keys: keys.length, events: events.length }, ...keys, ...events];
+      return new TextEncoder().encode(lines.map((line) => `${JSON.stringify(line)}\n`).join(""));
+    };
     const mutate = (change: (json: Record<string, any>) => void): Uint8Array => {
       const copy = structuredClone(good);
       change(copy);
-      return new TextEncoder().encode(JSON.stringify(copy));
+      return encodeLines(copy);
     };
+
+    it("the lines written back unchanged restore; so does the same state as a version 1 document", () => {
+      for (const bytes of [encodeLines(good), new TextEncoder().encode(JSON.stringify({ ...good, version: 1 }))]) {
+        const kv = new Harness();
+        kv.machine.restore(bytes);
+        const expected = new Harness();
+        richStore(expected);
+        expect(observe(kv.machine)).toEqual(observe(expected.machine));
+      }
+    });
     const cases: [string, Uint8Array, RegExp][] = [
       ["empty", new Uint8Array(), /not JSON/],
       ["not UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), /not UTF-8/],
       ["not JSON", new TextEncoder().encode("{keys: ["), /not JSON/],
       ["another format", mutate((json) => (json.format = "other")), /format/],
-      ["a future version", mutate((json) => (json.version = 2)), /version/],
+      ["a future version", mutate((json) => (json.version = 3)), /version/],
+      ["a key line missing", new TextEncoder().encode(new TextDecoder().decode(mutate(() => undefined)).split("\n").filter((_, index) => index !== 1).join("\n")), /key line|announced/],
+      ["bytes after the last line", new Uint8Array([...mutate(() => undefined), 0x7b, 0x7d, 0x0a]), /after the last/],
       ["a wrong field type", mutate((json) => (json.revision = "12")), /revision/],
       ["keys out of order", mutate((json) => json.keys.reverse()), /out of order/],
       ["a broken version chain", mutate((json) => (json.keys[0][1][1][2] = 7)), /does not add up|version/],

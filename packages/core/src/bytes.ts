@@ -22,45 +22,56 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
 }
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const ENCODE = Uint8Array.from(ALPHABET, (char) => char.charCodeAt(0));
 const DECODE = (() => {
-  const table = new Int16Array(128).fill(-1);
+  const table = new Int16Array(256).fill(-1);
   for (let index = 0; index < ALPHABET.length; index += 1) table[ALPHABET.charCodeAt(index)] = index;
   return table;
 })();
+const ASCII_DECODER = new TextDecoder();
+const ASCII_ENCODER = new TextEncoder();
 
+/** Base64 of `bytes`, built as ASCII bytes and decoded once (no string concatenation per character). */
 export function toBase64(bytes: Uint8Array): string {
-  let text = "";
+  const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
+  let at = 0;
   let index = 0;
   for (; index + 2 < bytes.length; index += 3) {
     const n = ((bytes[index] as number) << 16) | ((bytes[index + 1] as number) << 8) | (bytes[index + 2] as number);
-    text += ALPHABET[n >>> 18] + (ALPHABET[(n >>> 12) & 63] as string) + (ALPHABET[(n >>> 6) & 63] as string) + (ALPHABET[n & 63] as string);
+    out[at] = ENCODE[n >>> 18] as number;
+    out[at + 1] = ENCODE[(n >>> 12) & 63] as number;
+    out[at + 2] = ENCODE[(n >>> 6) & 63] as number;
+    out[at + 3] = ENCODE[n & 63] as number;
+    at += 4;
   }
   const rest = bytes.length - index;
-  if (rest === 1) {
-    const n = (bytes[index] as number) << 16;
-    text += `${ALPHABET[n >>> 18]}${ALPHABET[(n >>> 12) & 63]}==`;
-  } else if (rest === 2) {
-    const n = ((bytes[index] as number) << 16) | ((bytes[index + 1] as number) << 8);
-    text += `${ALPHABET[n >>> 18]}${ALPHABET[(n >>> 12) & 63]}${ALPHABET[(n >>> 6) & 63]}=`;
+  if (rest > 0) {
+    const n = ((bytes[index] as number) << 16) | (rest === 2 ? (bytes[index + 1] as number) << 8 : 0);
+    out[at] = ENCODE[n >>> 18] as number;
+    out[at + 1] = ENCODE[(n >>> 12) & 63] as number;
+    out[at + 2] = rest === 2 ? (ENCODE[(n >>> 6) & 63] as number) : 61;
+    out[at + 3] = 61;
   }
-  return text;
+  return ASCII_DECODER.decode(out);
 }
 
 /** Decodes base64; throws `RangeError` on anything that is not. */
 export function fromBase64(text: string): Uint8Array {
-  if (text.length % 4 !== 0) throw new RangeError("base64 length is not a multiple of 4");
-  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  const bytes = new Uint8Array((text.length / 4) * 3 - padding);
+  const input = ASCII_ENCODER.encode(text);
+  if (input.length % 4 !== 0) throw new RangeError("base64 length is not a multiple of 4");
+  const padding = input.length === 0 ? 0 : input[input.length - 1] === 61 ? (input[input.length - 2] === 61 ? 2 : 1) : 0;
+  const bytes = new Uint8Array((input.length / 4) * 3 - padding);
   let out = 0;
-  for (let index = 0; index < text.length; index += 4) {
-    let n = 0;
-    for (let offset = 0; offset < 4; offset += 1) {
-      const code = text.charCodeAt(index + offset);
-      const digit = code === 61 && index + offset >= text.length - padding ? 0 : code < 128 ? (DECODE[code] as number) : -1;
-      if (digit < 0) throw new RangeError(`not base64 at ${index + offset}`);
-      n = (n << 6) | digit;
-    }
-    if (out < bytes.length) bytes[out++] = n >>> 16;
+  const last = input.length - 4;
+  for (let index = 0; index < input.length; index += 4) {
+    const a = DECODE[input[index] as number] as number;
+    const b = DECODE[input[index + 1] as number] as number;
+    const tail = index === last;
+    const c = tail && padding >= 2 ? 0 : (DECODE[input[index + 2] as number] as number);
+    const d = tail && padding >= 1 ? 0 : (DECODE[input[index + 3] as number] as number);
+    if ((a | b | c | d) < 0) throw new RangeError(`not base64 at ${index}`);
+    const n = (a << 18) | (b << 12) | (c << 6) | d;
+    bytes[out++] = n >>> 16;
     if (out < bytes.length) bytes[out++] = (n >>> 8) & 0xff;
     if (out < bytes.length) bytes[out++] = n & 0xff;
   }

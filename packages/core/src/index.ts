@@ -9,6 +9,7 @@ export type { Clock } from "./clock.js";
 export * from "./errors.js";
 export * from "./host.js";
 export type * from "./messages.js";
+export { MAX_SNAPSHOT_CHUNK_BYTES } from "./messages.js";
 export * from "./progress.js";
 export * from "./quorum.js";
 export * from "./random.js";

@@ -162,7 +162,12 @@ export interface SnapshotRequest extends Envelope {
   readonly type: "snapshot-request";
   readonly minSlot: number;
   readonly resume?: { readonly slot: number; readonly checksum: number; readonly offset: number };
+  /** Bytes wanted in the chunk (the sender caps it at `MAX_SNAPSHOT_CHUNK_BYTES`). */
+  readonly length: number;
 }
+
+/** The largest snapshot chunk a replica sends: its base64 fits well inside a transport frame. */
+export const MAX_SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
  * One chunk of a snapshot's bytes (handle and data, see `encodeSnapshot`):

@@ -100,6 +100,7 @@ export const messageSchema = z.discriminatedUnion("type", [
     ...envelope,
     minSlot: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
     resume: z.object({ slot, checksum: uint32, offset: slot }).optional(),
+    length: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   }),
   z.object({
     type: z.literal("snapshot-chunk"),

@@ -54,7 +54,7 @@ const VALID: { [K in MessageType]: Extract<Message, { type: K }> } = {
   "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6 },
   "take-over": { type: "take-over", from: "a", to: "b", ballot },
   "need-snapshot": { type: "need-snapshot", from: "a", to: "d", ballot, logStart: 40 },
-  "snapshot-request": { type: "snapshot-request", from: "d", to: "b", minSlot: 39 },
+  "snapshot-request": { type: "snapshot-request", from: "d", to: "b", minSlot: 39, length: 65536 },
   "snapshot-chunk": { type: "snapshot-chunk", from: "b", to: "d", available: true, slot: 41, checksum: 0xdeadbeef, size: 100000, offset: 65536, data: "AQID", crc: 12345 },
 };
 

@@ -4,7 +4,7 @@ import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
 import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
 import { type MultiOpResult, type Outcome, type Snapshot, type StateMachine, StateMachineHost } from "../host.js";
-import type { Message } from "../messages.js";
+import { MAX_SNAPSHOT_CHUNK_BYTES, type Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
 import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
 import { type Storage, isEmptyBatch } from "../storage.js";
@@ -38,7 +38,7 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly snapshotEveryBytes?: number;
   /** Keep this many slots of log behind a snapshot for lagging peers (default 1 000). */
   readonly snapshotTailSlots?: number;
-  /** Bytes per chunk when a snapshot is sent to a replica too far behind for the log (default 256 KiB). */
+  /** Bytes per chunk when this replica fetches a snapshot, being too far behind for the log (default 1 MiB, at most 4 MiB). */
   readonly snapshotChunkBytes?: number;
   readonly clock?: Clock;
   readonly random?: Random;
@@ -133,7 +133,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
     this.ownSession = newSessionId(config.id);
-    this.transfer = new SnapshotTransfer(config.id, (message) => config.transport.send(message), config.snapshotChunkBytes ?? 256 * 1024, 20);
+    this.transfer = new SnapshotTransfer(config.id, (message) => config.transport.send(message), Math.min(config.snapshotChunkBytes ?? 1024 * 1024, MAX_SNAPSHOT_CHUNK_BYTES), 20);
   }
 
   /** Loads storage, restores the latest snapshot, and starts ticking and listening. */

@@ -1,7 +1,7 @@
 import type { NodeId } from "../ballot.js";
 import { crc32c, fromBase64, toBase64 } from "../bytes.js";
 import type { Snapshot } from "../host.js";
-import type { Message, SnapshotChunk, SnapshotRequest } from "../messages.js";
+import { MAX_SNAPSHOT_CHUNK_BYTES, type Message, type SnapshotChunk, type SnapshotRequest } from "../messages.js";
 import { decodeSnapshot, encodeSnapshot } from "../snapshot-stream.js";
 
 /** What a transfer reports as it goes (see `SynodNode`'s `snapshot` event). */
@@ -21,13 +21,15 @@ interface Incoming {
   size: number;
   parts: Uint8Array[];
   received: number;
+  /** Chunks are asked for up to here (a few ahead of `received`, so that round trips overlap). */
+  requested: number;
   /** Ticks since the last chunk (or request). */
   idleTicks: number;
 }
 
 /**
  * Moves snapshots between replicas in checksummed chunks, pulled by the
- * receiver one at a time. A request names the transfer under way (slot,
+ * receiver, a few requests ahead so that round trips overlap. A request names the transfer under way (slot,
  * checksum, bytes received), so a transfer cut off halfway goes on where it
  * stopped, from the same replica or any other with the same snapshot; only
  * a replica with another snapshot starts it afresh. Each chunk carries its
@@ -46,6 +48,8 @@ export class SnapshotTransfer {
     private readonly chunkBytes: number,
     /** Ticks without a chunk before asking again, from the next replica. */
     private readonly stallTicks: number,
+    /** Chunk requests in flight at once, once the snapshot's size is known. */
+    private readonly window = 4,
   ) {}
 
   /** This replica's latest snapshot: what it serves from now on. */
@@ -66,7 +70,7 @@ export class SnapshotTransfer {
     if (current !== undefined && current.minSlot >= minSlot) return;
     const ordered = [...new Set(sources)].filter((id) => id !== this.self);
     if (ordered.length === 0) return;
-    this.incoming = { minSlot, sources: ordered, source: 0, slot: undefined, checksum: 0, size: 0, parts: [], received: 0, idleTicks: 0 };
+    this.incoming = { minSlot, sources: ordered, source: 0, slot: undefined, checksum: 0, size: 0, parts: [], received: 0, requested: 0, idleTicks: 0 };
     this.request();
   }
 
@@ -90,7 +94,7 @@ export class SnapshotTransfer {
     }
     const resume = request.resume;
     const offset = resume !== undefined && resume.slot === served.slot && resume.checksum === served.checksum ? Math.min(resume.offset, served.bytes.length) : 0;
-    const chunk = served.bytes.subarray(offset, Math.min(served.bytes.length, offset + this.chunkBytes));
+    const chunk = served.bytes.subarray(offset, Math.min(served.bytes.length, offset + Math.min(request.length, MAX_SNAPSHOT_CHUNK_BYTES)));
     this.send({ ...reply, available: true, slot: served.slot, checksum: served.checksum, size: served.bytes.length, offset, data: toBase64(chunk), crc: crc32c(chunk) });
   }
 
@@ -120,14 +124,16 @@ export class SnapshotTransfer {
       incoming.size = chunk.size;
       incoming.parts = [];
       incoming.received = 0;
+      incoming.requested = 0;
     }
     if (chunk.offset === incoming.received && data.length > 0) {
       incoming.parts.push(data);
       incoming.received += data.length;
+      if (incoming.requested < incoming.received) incoming.requested = incoming.received;
       report({ kind: "chunk", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
     }
     if (incoming.received < incoming.size) {
-      this.request();
+      this.requestAhead();
       return undefined;
     }
     const bytes = new Uint8Array(incoming.size);
@@ -156,17 +162,41 @@ export class SnapshotTransfer {
     incoming.slot = undefined;
     incoming.parts = [];
     incoming.received = 0;
+    incoming.requested = 0;
     incoming.source = (incoming.source + 1) % incoming.sources.length;
     this.request();
     return undefined;
   }
 
+  /** Asks the current source from what arrived: one request while the snapshot is unknown, else a window of them. */
   private request(): void {
     const incoming = this.incoming;
     if (incoming === undefined) return;
     incoming.idleTicks = 0;
+    incoming.requested = incoming.received;
+    if (incoming.slot === undefined) {
+      this.send({ type: "snapshot-request", from: this.self, to: incoming.sources[incoming.source] as NodeId, minSlot: incoming.minSlot, length: this.chunkBytes });
+      return;
+    }
+    this.requestAhead();
+  }
+
+  /** Keeps `window` chunk requests in flight ahead of what arrived. */
+  private requestAhead(): void {
+    const incoming = this.incoming;
+    if (incoming === undefined || incoming.slot === undefined) return;
+    if (incoming.requested < incoming.received) incoming.requested = incoming.received;
     const to = incoming.sources[incoming.source] as NodeId;
-    const base = { type: "snapshot-request" as const, from: this.self, to, minSlot: incoming.minSlot };
-    this.send(incoming.slot === undefined ? base : { ...base, resume: { slot: incoming.slot, checksum: incoming.checksum, offset: incoming.received } });
+    while (incoming.requested < incoming.size && incoming.requested < incoming.received + this.window * this.chunkBytes) {
+      this.send({
+        type: "snapshot-request",
+        from: this.self,
+        to,
+        minSlot: incoming.minSlot,
+        resume: { slot: incoming.slot, checksum: incoming.checksum, offset: incoming.requested },
+        length: this.chunkBytes,
+      });
+      incoming.requested += this.chunkBytes;
+    }
   }
 }
