@@ -38,6 +38,20 @@ export interface StateMachine<Op = unknown, Test = unknown, Result = unknown, Qu
   /** Replaces the state with a snapshot's. */
   restore(data: Uint8Array): void;
   /**
+   * Optional, for a state machine that keeps its state on disk itself: make
+   * the state as of `handle.slot` durable, together with `handle` (the
+   * session table and configurations the log vouches for there). The driver
+   * calls it on its snapshot policy instead of writing snapshot files, and
+   * drops the log behind it once it resolves.
+   */
+  checkpoint?(handle: SnapshotHandle): void | PromiseLike<void>;
+  /**
+   * Optional, with `checkpoint`: at start, the handle of the state on disk
+   * (the last checkpoint's), with that state already loaded; the replica
+   * goes on from the slot after it instead of replaying the log.
+   */
+  recover?(): SnapshotHandle | undefined;
+  /**
    * Optional: a digest of the current state, for runtime consistency checks
    * and the simulator's divergence detection. Equal states must give equal digests.
    */
@@ -200,28 +214,39 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
    * application's state; `write()` serializes it later while applying goes on.
    */
   beginSnapshot(): { readonly handle: SnapshotHandle; readonly write: () => Promise<Snapshot> } {
-    const handle: SnapshotHandle = {
+    const handle = this.handle();
+    const serialize = this.machine.snapshot();
+    return { handle, write: async () => ({ handle, data: await serialize() }) };
+  }
+
+  /** What the log vouches for at the applied slot: slot, log time, configurations, session table. */
+  handle(): SnapshotHandle {
+    return {
       slot: this.appliedThroughSlot,
       time: this.logTime,
       configs: this.configs.historyAfter(this.appliedThroughSlot),
       sessions: [...this.sessions].map(([session, entry]) => ({ session, ...entry })),
     };
-    const serialize = this.machine.snapshot();
-    return { handle, write: async () => ({ handle, data: await serialize() }) };
   }
 
   /** Replaces the application state and the session table with a snapshot's. */
   restore(snapshot: Snapshot): void {
     this.machine.restore(snapshot.data);
+    this.adopt(snapshot.handle);
+  }
+
+  /** Takes a handle's session table, slot, time and configurations for a state the application already holds. */
+  adopt(handle: SnapshotHandle): void {
     this.sessions.clear();
-    for (const record of snapshot.handle.sessions) {
+    for (const record of handle.sessions) {
       this.sessions.set(record.session, { lastSeq: record.lastSeq, lastOutcome: record.lastOutcome, lastActive: record.lastActive });
     }
-    this.appliedThroughSlot = snapshot.handle.slot;
-    this.logTime = snapshot.handle.time;
-    this.configs = new ConfigLog(this.configs.alpha, snapshot.handle.configs, snapshot.handle.slot);
+    this.appliedThroughSlot = handle.slot;
+    this.logTime = handle.time;
+    this.configs = new ConfigLog(this.configs.alpha, handle.configs, handle.slot);
     this.configOutcomes = [];
   }
+
 
   /** A digest of sessions and application state at the applied slot (application digest when it provides one). */
   digest(): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MemoryNetwork, MemoryStorage, type NodeId, type SnapshotProgress, SynodNode, crc32c, decodeSnapshot, encodeSnapshot, fromBase64, toBase64 } from "../src/index.js";
+import { MemoryNetwork, MemoryStorage, type NodeId, type SnapshotHandle, type SnapshotProgress, SynodNode, crc32c, decodeSnapshot, encodeSnapshot, fromBase64, toBase64 } from "../src/index.js";
 
 import { ListMachine } from "../src/testing/index.js";
 
@@ -168,6 +168,89 @@ describe("snapshot policy", () => {
       expect(snapshot?.handle.slot).toBeGreaterThan(3);
     } finally {
       await node.stop();
+    }
+  });
+});
+
+/** A ListMachine that keeps its state on a "disk" that outlives the process: it checkpoints itself. */
+class DiskListMachine extends ListMachine {
+  constructor(private readonly disk: { items?: number[]; handle?: SnapshotHandle }) {
+    super();
+  }
+
+  checkpoint(handle: SnapshotHandle): void {
+    this.disk.items = [...this.items];
+    this.disk.handle = handle;
+  }
+
+  recover(): SnapshotHandle | undefined {
+    if (this.disk.handle === undefined) return undefined;
+    this.items = [...(this.disk.items ?? [])];
+    return this.disk.handle;
+  }
+}
+
+describe("a state machine that keeps its state on disk", () => {
+  it("checkpoints instead of writing snapshot files, restarts from its checkpoint without replaying the log, and still serves a replica too far behind", async () => {
+    const network = new MemoryNetwork();
+    const disks = new Map<NodeId, { items?: number[]; handle?: SnapshotHandle }>(["a", "b", "c"].map((id) => [id, {}]));
+    const storages = new Map(["a", "b", "c"].map((id) => [id, new MemoryStorage()]));
+    const make = (id: NodeId) =>
+      new SynodNode({
+        id,
+        voters: ["a", "b", "c"],
+        storage: storages.get(id) as MemoryStorage,
+        transport: network.transport(id),
+        stateMachine: new DiskListMachine(disks.get(id) as { items?: number[]; handle?: SnapshotHandle }),
+        tickMs: 5,
+        snapshotEverySlots: 10,
+        snapshotTailSlots: 2,
+        snapshotChunkBytes: 64,
+      });
+    let nodes = ["a", "b", "c"].map(make);
+    await Promise.all(nodes.map((node) => node.start()));
+    try {
+      const leader = await waitFor(() => nodes.find((node) => node.status().role === "leader"));
+      for (let value = 1; value <= 60; value += 1) await leader.propose(value);
+      await waitFor(() => (nodes.every((node) => (disks.get(node.id)?.handle?.slot ?? -1) >= 40) ? true : undefined));
+      // No snapshot file: the state machine made its state durable itself.
+      expect((await (storages.get("a") as MemoryStorage).load()).snapshot).toBeUndefined();
+
+      // Every process restarts on its storage and its disk.
+      await Promise.all(nodes.map((node) => node.stop()));
+      for (const storage of storages.values()) storage.reopen();
+      const machines = new Map<NodeId, DiskListMachine>();
+      nodes = ["a", "b", "c"].map((id) => {
+        const node = make(id);
+        machines.set(id, (node as unknown as { config: { stateMachine: DiskListMachine } }).config.stateMachine);
+        return node;
+      });
+      await Promise.all(nodes.map((node) => node.start()));
+      for (const [id, machine] of machines) {
+        const handle = disks.get(id)?.handle as SnapshotHandle;
+        // It went on from its checkpoint: the slots before it were not applied again.
+        expect(nodes.find((node) => node.id === id)?.status().appliedThrough).toBeGreaterThanOrEqual(handle.slot);
+        expect(machine.applies).toBeLessThanOrEqual(60 - (disks.get(id)?.items?.length ?? 0));
+      }
+      const next = await waitFor(() => nodes.find((node) => node.status().role === "leader")); 
+      await next.propose(61);
+      await waitFor(() => ([...machines.values()].every((machine) => machine.items.length === 61) ? true : undefined));
+      for (const machine of machines.values()) expect(machine.items).toEqual(Array.from({ length: 61 }, (_, index) => index + 1));
+
+      // A new replica, too far behind for the compacted log, gets a snapshot made in memory for it.
+      const joinerMachine = new ListMachine();
+      const joiner = new SynodNode({ id: "d", voters: [], storage: new MemoryStorage(), transport: network.transport("d"), stateMachine: joinerMachine, tickMs: 5, snapshotChunkBytes: 64 });
+      nodes.push(joiner);
+      const installed: SnapshotProgress[] = [];
+      joiner.on("snapshot", (event) => installed.push(event));
+      await joiner.start();
+      await next.proposeConfig({ expected: next.status().config.id, voters: ["a", "b", "c"], learners: ["d"] });
+      await waitFor(() => (installed.some((event) => event.kind === "installed") ? true : undefined));
+      await next.propose(62);
+      await waitFor(() => (joinerMachine.items.includes(62) ? true : undefined));
+      expect(joinerMachine.items).toEqual(Array.from({ length: 62 }, (_, index) => index + 1));
+    } finally {
+      await Promise.all(nodes.map((node) => node.stop()));
     }
   });
 });

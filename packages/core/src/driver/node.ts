@@ -3,7 +3,7 @@ import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
 import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
-import { type MultiOpResult, type Outcome, type Snapshot, type StateMachine, StateMachineHost } from "../host.js";
+import { type MultiOpResult, type Outcome, type Snapshot, type SnapshotHandle, type StateMachine, StateMachineHost } from "../host.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
 import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
@@ -117,6 +117,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private readonly transfer: SnapshotTransfer;
   /** A snapshot fetched from another replica, installed by the drain loop between Readies. */
   private pendingInstall: Snapshot | undefined;
+  /** A snapshot to serve is being serialized (see `prepareServedSnapshot`). */
+  private preparingServed = false;
   /** The snapshot being written, if any: `stop()` waits for it. */
   private snapshotting: Promise<void> | undefined;
   /** Configuration changes proposed here, by request, with the ballot they were proposed under. */
@@ -139,7 +141,13 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   /** Loads storage, restores the latest snapshot, and starts ticking and listening. */
   async start(): Promise<void> {
     const stored = await this.config.storage.load();
-    if (stored.snapshot !== undefined) {
+    // A state machine that keeps its state on disk may be further along than the last snapshot file.
+    const durable = this.config.stateMachine.recover?.();
+    let base = stored.snapshot?.handle;
+    if (durable !== undefined && (base === undefined || durable.slot > base.slot)) {
+      this.host.adopt(durable);
+      base = durable;
+    } else if (stored.snapshot !== undefined) {
       this.host.restore(stored.snapshot);
       this.transfer.offer(stored.snapshot);
     }
@@ -160,7 +168,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         logStart: stored.logStart,
         appliedThrough: this.host.appliedThrough,
         logTime: this.host.time,
-        ...(stored.snapshot === undefined ? {} : { configs: { history: stored.snapshot.handle.configs, through: stored.snapshot.handle.slot } }),
+        ...(base === undefined ? {} : { configs: { history: base.configs, through: base.slot } }),
       },
     );
     this.config.transport.onMessage((message) => this.onMessage(message));
@@ -301,23 +309,45 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     return { value: this.host.query(query), appliedThrough: this.host.appliedThrough };
   }
 
-  /** Takes a snapshot now, saves it, and compacts the log behind it. */
-  async snapshot(): Promise<Snapshot> {
+  /**
+   * Takes a snapshot now, saves it, and compacts the log behind it. A state
+   * machine that keeps its state on disk (`checkpoint`) makes it durable
+   * itself instead, and no snapshot file is written; its bytes are made
+   * only when a replica too far behind asks for them.
+   */
+  async snapshot(): Promise<SnapshotHandle> {
     if (this.stopped) throw new StoppedError();
+    const checkpoint = this.config.stateMachine.checkpoint;
+    if (checkpoint !== undefined) {
+      const handle = this.host.handle();
+      await checkpoint.call(this.config.stateMachine, handle);
+      if (this.stopped) throw new StoppedError("stopped while the checkpoint was written");
+      this.compactBehind(handle.slot);
+      return handle;
+    }
     const { write } = this.host.beginSnapshot();
     const snapshot = await write();
     if (this.stopped) throw new StoppedError("stopped while the snapshot was written; it was not saved");
     await this.config.storage.saveSnapshot(snapshot);
     this.transfer.offer(snapshot);
+    this.compactBehind(snapshot.handle.slot);
+    return snapshot.handle;
+  }
+
+  /** Drops the log behind `slot`, keeping `snapshotTailSlots` of it for peers a little behind. */
+  private compactBehind(slot: number): void {
     const keep = this.config.snapshotTailSlots ?? 1000;
-    this.input((replica) => replica.compact(Math.max(0, snapshot.handle.slot + 1 - keep)));
-    return snapshot;
+    this.input((replica) => replica.compact(Math.max(0, slot + 1 - keep)));
   }
 
   /** Delivers a message from the transport. Messages are validated by the transport at its boundary. */
   private onMessage(message: Message): void {
     if (message.type === "snapshot-request") {
-      if (!this.stopped && this.fatalError === undefined) this.transfer.onRequest(message);
+      if (this.stopped || this.fatalError !== undefined) return;
+      // Nothing recent enough to serve (a state machine that checkpoints itself writes no snapshot files):
+      // make one in memory for the replicas that ask; they try the others meanwhile, and come back.
+      if (!this.transfer.canServe(message.minSlot) && this.host.appliedThrough >= message.minSlot) this.prepareServedSnapshot();
+      this.transfer.onRequest(message);
       return;
     }
     if (message.type === "snapshot-chunk") {
@@ -329,6 +359,19 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       return;
     }
     this.input((replica) => replica.step(message));
+  }
+
+  /** Serializes the applied state into a snapshot to serve (kept in memory, not saved). */
+  private prepareServedSnapshot(): void {
+    if (this.preparingServed) return;
+    this.preparingServed = true;
+    const { write } = this.host.beginSnapshot();
+    write()
+      .then((snapshot) => this.transfer.offer(snapshot))
+      .catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))))
+      .finally(() => {
+        this.preparingServed = false;
+      });
   }
 
   /**

@@ -59,6 +59,11 @@ export class SnapshotTransfer {
     this.served = { slot: snapshot.handle.slot, bytes, checksum };
   }
 
+  /** True when this replica has a snapshot at `minSlot` or later to serve. */
+  canServe(minSlot: number): boolean {
+    return this.served !== undefined && this.served.slot >= minSlot;
+  }
+
   /** True while a transfer is under way. */
   get fetching(): boolean {
     return this.incoming !== undefined;
