@@ -447,6 +447,24 @@ describe("on a healthy cluster", () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
   });
+
+  test("synod-lock members lists the configuration with each member's role and lag, and refuses a change against a stale configuration", { timeout: 30_000 }, async () => {
+    const listed = await runCli(["members", "list", "--endpoints", cluster.urls.join(",")]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const view = JSON.parse(listed.stdout) as { config: { id: number; voters: string[]; learners: string[] }; members: { id: string; role: string; lagSlots?: number; leader: boolean }[] };
+    expect([...view.config.voters].sort()).toEqual(["n1", "n2", "n3"]);
+    expect(view.members.map((member) => member.role)).toEqual(["voter", "voter", "voter"]);
+    expect(view.members.filter((member) => member.leader)).toHaveLength(1);
+    expect(view.members.every((member) => typeof member.lagSlots === "number")).toBe(true);
+    // A change that expects another configuration is refused (exit 1) and changes nothing.
+    const stale = await runCli(["members", "remove", "n3", "--expected-config", String(view.config.id + 1), "--endpoints", cluster.urls.join(",")]);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain("CONFIG_CHANGED");
+    const again = JSON.parse((await runCli(["members", "list", "--endpoints", cluster.urls.join(",")])).stdout) as typeof view;
+    expect(again.config).toEqual(view.config);
+    // Bad usage exits 2.
+    expect((await runCli(["members", "add", "n4", "--endpoints", cluster.urls.join(",")])).code).toBe(2);
+  });
 });
 
 describe("when the leader fails", () => {
