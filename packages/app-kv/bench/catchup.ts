@@ -72,6 +72,10 @@ async function measure(script: string, megabytes: number): Promise<string> {
     ],
   });
   const probe = new KvClient({ urls: ["ws://127.0.0.1:1"], requestTimeoutMs: 2_000 });
+  // Interrupted, the bench still stops the replicas it started (by PID) and removes their directories.
+  const stop = () => void cluster.close().finally(() => process.exit(130));
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   try {
     await cluster.boot(() => cluster.leaderBy((url) => probe.replicaStatus(url) as Promise<ServeReplicaStatus>, 30_000));
     const admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 5_000, operationTimeoutMs: 600_000 });
@@ -130,6 +134,8 @@ async function measure(script: string, megabytes: number): Promise<string> {
     const viaSnapshot = joiner.logs.join("").includes('"snapshot installed"');
     return `${megabytes} MB of state (${keys} keys of 64 KiB, filled in ${fillSeconds.toFixed(1)} s): a new member caught up in ${catchUpSeconds.toFixed(1)} s (${(megabytes / catchUpSeconds).toFixed(1)} MB/s)${viaSnapshot ? `, its snapshot installed after ${installedSeconds?.toFixed(1) ?? "?"} s` : " WITHOUT a snapshot"}; writes ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s while it caught up (${((100 * during) / Math.max(1, before)).toFixed(0)} %)`;
   } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
     await probe.close();
     await cluster.close();
   }
