@@ -14,12 +14,20 @@ import { snapshotHandleSchema } from "./schema.js";
  * what it assembled before it believes a byte of it.
  */
 export function encodeSnapshot(snapshot: Snapshot): { readonly bytes: Uint8Array; readonly checksum: number } {
-  const handle = new TextEncoder().encode(JSON.stringify(snapshot.handle));
-  const bytes = new Uint8Array(4 + handle.length + snapshot.data.byteLength);
-  new DataView(bytes.buffer).setUint32(0, handle.length);
-  bytes.set(handle, 4);
-  bytes.set(snapshot.data, 4 + handle.length);
+  const header = snapshotHeader(snapshot.handle);
+  const bytes = new Uint8Array(header.length + snapshot.data.byteLength);
+  bytes.set(header);
+  bytes.set(snapshot.data, header.length);
   return { bytes, checksum: crc32c(bytes) };
+}
+
+/** The bytes before the data: the handle's length and the handle. A sender can stream these, then the data, without copying it. */
+export function snapshotHeader(handle: SnapshotHandle): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(handle));
+  const header = new Uint8Array(4 + json.length);
+  new DataView(header.buffer).setUint32(0, json.length);
+  header.set(json, 4);
+  return header;
 }
 
 /** Decodes `encodeSnapshot`'s bytes, validating the handle; throws `InvalidInputError` on anything else. */
@@ -35,5 +43,6 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   }
   const result = snapshotHandleSchema.safeParse(parsed);
   if (!result.success) throw new InvalidInputError("snapshot", `invalid handle: ${z.prettifyError(result.error)}`);
-  return { handle: result.data as SnapshotHandle, data: bytes.slice(4 + handleLength) };
+  // A view, not a copy: a snapshot can be most of the memory a replica has.
+  return { handle: result.data as SnapshotHandle, data: bytes.subarray(4 + handleLength) };
 }

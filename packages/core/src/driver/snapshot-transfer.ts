@@ -2,7 +2,7 @@ import type { NodeId } from "../ballot.js";
 import { crc32c, fromBase64, toBase64 } from "../bytes.js";
 import type { Snapshot } from "../host.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message, type SnapshotChunk, type SnapshotRequest } from "../messages.js";
-import { decodeSnapshot, encodeSnapshot } from "../snapshot-stream.js";
+import { decodeSnapshot, snapshotHeader } from "../snapshot-stream.js";
 
 /** What a transfer reports as it goes (see `SynodNode`'s `snapshot` event). */
 export type SnapshotProgress =
@@ -39,7 +39,8 @@ interface Incoming {
  * Serving keeps the encoding of this replica's latest snapshot in memory.
  */
 export class SnapshotTransfer {
-  private served: { readonly slot: number; readonly bytes: Uint8Array; readonly checksum: number } | undefined;
+  /** What this replica serves: its latest snapshot's header and data (the data itself, not a copy). */
+  private served: { readonly slot: number; readonly header: Uint8Array; readonly data: Uint8Array; readonly size: number; readonly checksum: number } | undefined;
   private incoming: Incoming | undefined;
 
   constructor(
@@ -55,8 +56,9 @@ export class SnapshotTransfer {
   /** This replica's latest snapshot: what it serves from now on. */
   offer(snapshot: Snapshot): void {
     if (this.served !== undefined && this.served.slot >= snapshot.handle.slot) return;
-    const { bytes, checksum } = encodeSnapshot(snapshot);
-    this.served = { slot: snapshot.handle.slot, bytes, checksum };
+    const header = snapshotHeader(snapshot.handle);
+    const checksum = crc32c(snapshot.data, crc32c(header));
+    this.served = { slot: snapshot.handle.slot, header, data: snapshot.data, size: header.length + snapshot.data.length, checksum };
   }
 
   /** True when this replica has a snapshot at `minSlot` or later to serve. */
@@ -98,9 +100,9 @@ export class SnapshotTransfer {
       return;
     }
     const resume = request.resume;
-    const offset = resume !== undefined && resume.slot === served.slot && resume.checksum === served.checksum ? Math.min(resume.offset, served.bytes.length) : 0;
-    const chunk = served.bytes.subarray(offset, Math.min(served.bytes.length, offset + Math.min(request.length, MAX_SNAPSHOT_CHUNK_BYTES)));
-    this.send({ ...reply, available: true, slot: served.slot, checksum: served.checksum, size: served.bytes.length, offset, data: toBase64(chunk), crc: crc32c(chunk) });
+    const offset = resume !== undefined && resume.slot === served.slot && resume.checksum === served.checksum ? Math.min(resume.offset, served.size) : 0;
+    const chunk = chunkOf(served, offset, Math.min(request.length, MAX_SNAPSHOT_CHUNK_BYTES));
+    this.send({ ...reply, available: true, slot: served.slot, checksum: served.checksum, size: served.size, offset, data: toBase64(chunk), crc: crc32c(chunk) });
   }
 
   /** Takes a chunk; returns the snapshot once all of it arrived and checked out. */
@@ -147,6 +149,7 @@ export class SnapshotTransfer {
       bytes.set(part, at);
       at += part.length;
     }
+    incoming.parts = [];
     if (crc32c(bytes) !== incoming.checksum) return this.reject(chunk.from, "the assembled snapshot fails its checksum", report);
     let snapshot: Snapshot;
     try {
@@ -204,4 +207,17 @@ export class SnapshotTransfer {
       incoming.requested += this.chunkBytes;
     }
   }
+}
+
+/** Bytes `[offset, offset + length)` of a served snapshot (its header, then its data), copied into one chunk. */
+function chunkOf(served: { readonly header: Uint8Array; readonly data: Uint8Array; readonly size: number }, offset: number, length: number): Uint8Array {
+  const end = Math.min(served.size, offset + length);
+  const chunk = new Uint8Array(Math.max(0, end - offset));
+  const headerLength = served.header.length;
+  if (offset < headerLength) chunk.set(served.header.subarray(offset, Math.min(headerLength, end)));
+  if (end > headerLength) {
+    const from = Math.max(offset, headerLength);
+    chunk.set(served.data.subarray(from - headerLength, end - headerLength), from - offset);
+  }
+  return chunk;
 }
