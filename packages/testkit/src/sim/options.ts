@@ -48,6 +48,8 @@ export interface SimulationOptions {
   readonly keys: number;
   /** Snapshot after this many applied slots (0: never). */
   readonly snapshotEverySlots: number;
+  /** Log slots kept behind a snapshot; a replica further behind must fetch a snapshot from another. */
+  readonly snapshotTailSlots: number;
   readonly faults: FaultOptions;
   readonly replica: Partial<ReplicaOptions>;
   readonly bugs: readonly PlantedBug[];
@@ -80,6 +82,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationOptions, "seed"> = Object.freeze
   tickMs: 10,
   keys: 3,
   snapshotEverySlots: 40,
+  snapshotTailSlots: 20,
   faults: DEFAULT_FAULTS,
   replica: {
     electionTicks: 10,

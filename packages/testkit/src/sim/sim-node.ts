@@ -39,6 +39,8 @@ export class SimNode {
   /** Per slot, the highest ballot it told another node it accepted. */
   readonly vouchedAccepts = new Map<number, Ballot>();
   appliedSinceSnapshot = 0;
+  /** A snapshot fetch is scheduled. */
+  fetching = false;
 
   constructor(
     id: string,
@@ -75,6 +77,7 @@ export class SimNode {
   /** Starts a new process on the same disk. */
   restart(): void {
     this.up = true;
+    this.fetching = false;
     this.incarnation += 1;
     this.host = this.newHost();
     const snapshot = this.durable.snapshot;

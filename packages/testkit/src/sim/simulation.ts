@@ -20,6 +20,7 @@ type SimEvent =
   | { readonly kind: "fault-end"; readonly stream: NemesisStream }
   | { readonly kind: "restart"; readonly node: string }
   | { readonly kind: "reconfigure" }
+  | { readonly kind: "snapshot-fetch"; readonly node: string; readonly incarnation: number }
   | { readonly kind: "liveness" }
   | { readonly kind: "quiesce" };
 
@@ -39,6 +40,8 @@ export interface SimulationStatistics {
   /** Configuration changes proposed by the nemesis, and those that took effect. */
   configChangesProposed: number;
   configChangesChosen: number;
+  /** Snapshots installed on replicas too far behind for the log. */
+  snapshotsInstalled: number;
 }
 
 export interface SimulationResult {
@@ -100,6 +103,7 @@ export class Simulation {
     operationsAfterHeal: 0,
     configChangesProposed: 0,
     configChangesChosen: 0,
+    snapshotsInstalled: 0,
   };
   private livenessStartedAt = 0;
   private readonly nemesis: Nemesis;
@@ -223,6 +227,8 @@ export class Simulation {
         return;
       case "restart":
         return this.restart(event.node);
+      case "snapshot-fetch":
+        return this.fetchSnapshot(event.node, event.incarnation);
       case "reconfigure":
         if (this.phase !== "safety") return;
         this.reconfigure();
@@ -269,6 +275,10 @@ export class Simulation {
    * in flight; replies and `advance` once it is durable.
    */
   private process(node: SimNode): void {
+    if (node.up && !node.fetching && node.replica.wantsSnapshot !== undefined) {
+      node.fetching = true;
+      this.queue.push(this.now + 5 + this.random.integer(20), { kind: "snapshot-fetch", node: node.id, incarnation: node.incarnation });
+    }
     while (node.up && !node.hasPersistInFlight() && node.replica.hasReady()) {
       const ready = node.replica.ready();
       for (const record of ready.persist.records) if (record.chosen) this.noteChosen(node, record.slot, record.value);
@@ -349,8 +359,7 @@ export class Simulation {
     const { handle } = node.host.beginSnapshot();
     const serialize = node.host.machine.snapshot();
     node.durable.installSnapshot({ handle, data: serialize() as Uint8Array });
-    // Keep a long tail: snapshot transfer to lagging replicas is a later issue.
-    node.replica.compact(Math.max(0, handle.slot + 1 - 100_000));
+    node.replica.compact(Math.max(0, handle.slot + 1 - this.options.snapshotTailSlots));
   }
 
   private noteConfigApplied(node: SimNode, slot: number): void {
@@ -378,6 +387,36 @@ export class Simulation {
       // Another change is being decided: fine, the nemesis tries again later.
     }
     this.process(leader);
+  }
+
+  /**
+   * A replica too far behind for the leader's log fetches a snapshot: from
+   * a random live replica whose saved snapshot is recent enough, after a
+   * transfer delay (during which anything may happen to either). Installed
+   * the way the driver does it: durable, then the state machine, then the replica.
+   */
+  private fetchSnapshot(id: string, incarnation: number): void {
+    const node = this.nodes.get(id) as SimNode;
+    if (!node.up || node.incarnation !== incarnation) return;
+    if (node.hasPersistInFlight()) {
+      // The driver installs between Readies: wait for this one's write.
+      this.queue.push(this.now + 1, { kind: "snapshot-fetch", node: id, incarnation });
+      return;
+    }
+    node.fetching = false;
+    const wanted = node.replica.wantsSnapshot;
+    if (wanted === undefined) return;
+    const sources = [...this.nodes.values()].filter((other) => other !== node && other.up && (other.durable.snapshot?.handle.slot ?? -1) >= wanted.minSlot);
+    const source = sources[this.random.integer(Math.max(1, sources.length))];
+    const snapshot = source?.durable.snapshot;
+    if (snapshot !== undefined && snapshot.handle.slot >= node.replica.status().firstUnchosen) {
+      node.durable.installSnapshot(snapshot);
+      node.host.restore(snapshot);
+      node.replica.installSnapshot(snapshot.handle);
+      node.appliedSinceSnapshot = 0;
+      this.statistics.snapshotsInstalled += 1;
+    }
+    this.process(node);
   }
 
   private noteChosen(node: SimNode, slot: number, value: unknown): void {
@@ -596,6 +635,7 @@ function eventNode(event: SimEvent): string | undefined {
     case "tick":
     case "persisted":
     case "request":
+    case "snapshot-fetch":
       return event.node;
     default:
       return undefined;
