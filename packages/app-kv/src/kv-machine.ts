@@ -29,7 +29,7 @@ import type {
   StatusResult,
 } from "./ops.js";
 import { parseOp, parseQuery, parseTest } from "./schema.js";
-import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { type KvSnapshotState, decodeSnapshot, decodeSnapshotStream, encodeSnapshotChunks } from "./snapshot.js";
 
 export interface KvMachineOptions {
   /**
@@ -148,11 +148,12 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
 
   /**
    * Captures the state now (copy-on-write: O(keys / 512 + leases + events))
-   * and serializes it when called. Runs between commands, so it may first
-   * finish the lazy housekeeping; the bytes then hold no history that reads
-   * can no longer reach.
+   * and serializes it when called, as chunks of about 1 MiB made as they are
+   * asked for, while applying goes on (the capture does not change). Runs
+   * between commands, so it may first finish the lazy housekeeping; the bytes
+   * then hold no history that reads can no longer reach.
    */
-  snapshot(): () => Uint8Array {
+  snapshot(): () => Generator<Uint8Array> {
     this.endCommand();
     this.store.compactPhysically();
     this.events.trim(this.eventRetention, this.store.revision, this.store.compactRevision);
@@ -167,12 +168,26 @@ export class KvMachine implements StateMachine<KvOp, KvTest, KvResult, KvQuery, 
       events: this.events.retained(),
       fences: this.fences.list(),
     };
-    return () => encodeSnapshot(state);
+    return () => encodeSnapshotChunks(state);
   }
 
   /** Replaces the state with a snapshot's; throws `SnapshotInvalidError` (and changes nothing) on bad bytes. */
   restore(data: Uint8Array): void {
-    const state = decodeSnapshot(data);
+    this.load(decodeSnapshot(data));
+  }
+
+  /**
+   * `restore` from chunks (split anywhere), decoded as they come: the new
+   * state is built aside and replaces the old one only once the last chunk
+   * has decoded, so the encoding is never held whole and bad bytes
+   * (`SnapshotInvalidError`) change nothing.
+   */
+  async restoreFrom(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    this.load(await decodeSnapshotStream(chunks));
+  }
+
+  /** Replaces the whole state with a decoded (so valid) snapshot's and rebuilds what is derived from it. */
+  private load(state: KvSnapshotState): void {
     this.endCommand();
     this.store.load(state.keys, state.revision, state.compactRevision);
     const leased: [string, number][] = [];

@@ -102,6 +102,17 @@ export class OrderedMap<V> {
     this.forEachInRange("", undefined, visit);
   }
 
+  /**
+   * Every entry in key order, lazily: a consumer may stop between entries
+   * (to write a snapshot's chunk, say). The map must not change meanwhile; a
+   * `clone()` that nothing writes to does not.
+   */
+  *entries(): Generator<[string, V]> {
+    for (const chunk of this.chunks) {
+      for (let index = 0; index < chunk.keys.length; index += 1) yield [chunk.keys[index] as string, chunk.values[index] as V];
+    }
+  }
+
   /** A copy that shares every chunk until one of the two writes to it. */
   clone(): OrderedMap<V> {
     const copy = new OrderedMap<V>();

@@ -1,3 +1,4 @@
+import { invariant } from "@synod/core";
 import { z } from "zod";
 import { SnapshotInvalidError } from "./errors.js";
 import type { Hash64 } from "./hash.js";
@@ -15,6 +16,10 @@ import { decodeUtf8, encodeUtf8 } from "./text.js";
  * `[modRevision]`, a live version `[modRevision, createRevision, version,
  * value, lease]`), then one line per retained event. Version 1 (one JSON
  * document) is still read.
+ *
+ * Both ways stream: `encodeSnapshotChunks` makes chunks of whole lines as
+ * they are asked for, and `SnapshotDecoder` checks each line as its last
+ * byte arrives, so a large state is never held twice, as bytes and as state.
  *
  * Decoding trusts nothing: bytes that are not UTF-8, not JSON, not the schema,
  * or that break an invariant of the state (unordered keys, a version chain
@@ -76,10 +81,42 @@ const snapshotSchema = z.object({
 type SnapshotJson = z.infer<typeof snapshotSchema>;
 type NodeJson = SnapshotJson["keys"][number][1][number];
 
+/** The size `encodeSnapshotChunks` packs lines up to by default. */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+
+/** The whole encoding at once: `encodeSnapshotChunks`'s chunks, concatenated. For states small enough to hold twice. */
 export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
-  const lines: Uint8Array[] = [];
-  const line = (value: unknown) => lines.push(encodeUtf8(`${JSON.stringify(value)}\n`));
-  line({
+  return concatBytes([...encodeSnapshotChunks(state)]);
+}
+
+/**
+ * The encoding as chunks of whole lines, each at most `chunkBytes` (unless
+ * one line alone is longer), made only as they are asked for: the whole
+ * encoding is never held. `state` must not change until the last chunk; a
+ * capture, as `KvMachine.snapshot` takes, does not.
+ */
+export function* encodeSnapshotChunks(state: KvSnapshotState, chunkBytes = SNAPSHOT_CHUNK_BYTES): Generator<Uint8Array> {
+  invariant(Number.isInteger(chunkBytes) && chunkBytes >= 1, () => `chunkBytes ${chunkBytes} is not a positive whole number`);
+  let lines: Uint8Array[] = [];
+  let size = 0;
+  for (const line of encodeLines(state)) {
+    if (size > 0 && size + line.length > chunkBytes) {
+      yield concatBytes(lines);
+      lines = [];
+      size = 0;
+    }
+    lines.push(line);
+    size += line.length;
+  }
+  // The header line is always there, so there is always a last chunk.
+  invariant(size > 0, "a snapshot without a header line");
+  yield concatBytes(lines);
+}
+
+/** The header line, one line per key in key order, one line per event, each with its newline. */
+function* encodeLines(state: KvSnapshotState): Generator<Uint8Array> {
+  const line = (value: unknown) => encodeUtf8(`${JSON.stringify(value)}\n`);
+  yield line({
     format: FORMAT,
     version: VERSION,
     revision: state.revision,
@@ -92,57 +129,149 @@ export function encodeSnapshot(state: KvSnapshotState): Uint8Array {
     keys: state.keys.size,
     events: state.events.length,
   } satisfies z.infer<typeof headerSchema>);
-  state.keys.forEach((key, head) => {
+  for (const [key, head] of state.keys.entries()) {
     const chain: NodeJson[] = [];
     for (let node: KeyNode | undefined = head; node !== undefined; node = node.previous) {
       chain.push(node.deleted ? [node.modRevision] : [node.modRevision, node.createRevision, node.version, node.value, node.lease]);
     }
-    line([key, chain.reverse()]);
-  });
-  for (const event of state.events) line({ ...event });
-  let size = 0;
-  for (const part of lines) size += part.length;
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const part of lines) {
-    bytes.set(part, at);
-    at += part.length;
+    yield line([key, chain.reverse()]);
   }
-  return bytes;
+  for (const event of state.events) yield line({ ...event });
 }
 
-/** Reads `encodeSnapshot`'s bytes (or version 1's), line by line. */
+/** Reads `encodeSnapshot`'s bytes (or version 1's) at once. */
 export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
-  const lines = lineReader(bytes);
-  const first = lines.next();
-  if (first === undefined) throw new SnapshotInvalidError("the snapshot is empty, not JSON");
-  if (versionOf(first) === 1) {
-    check(lines.next() === undefined, "a version 1 snapshot is one JSON document");
-    return decodeVersion1(parseLine(first, "the snapshot", snapshotSchema));
+  const decoder = new SnapshotDecoder();
+  decoder.push(bytes);
+  return decoder.end();
+}
+
+/** Reads `encodeSnapshotChunks`'s chunks (or any split of the same bytes) as they come. */
+export async function decodeSnapshotStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<KvSnapshotState> {
+  const decoder = new SnapshotDecoder();
+  for await (const chunk of chunks) decoder.push(chunk);
+  return decoder.end();
+}
+
+/**
+ * Decodes a snapshot pushed as chunks split anywhere, even inside a line or a
+ * UTF-8 character. Lines are cut at 0x0a bytes (JSON escapes every newline
+ * inside a string, and UTF-8 never has 0x0a inside a multibyte character);
+ * each is decoded and checked as soon as its last byte arrives, so the
+ * decoder holds the state being built and one partial line, never the whole
+ * encoding (a version 1 snapshot is one line, so it is held whole: legacy).
+ * Bad bytes are a `SnapshotInvalidError` from `push` or `end`, with the
+ * reason the bytes would give at once; the decoder must not be used after one.
+ */
+export class SnapshotDecoder {
+  /** The bytes after the last newline so far, as copies of the chunks' tails. */
+  private partial: Uint8Array[] = [];
+  private partialBytes = 0;
+  /** Set by a version 2 header line: decodes the lines after it. */
+  private body: BodyDecoder | undefined;
+  /** Set by a version 1 document, which must be the only line. */
+  private version1: KvSnapshotState | undefined;
+  private ended = false;
+
+  push(bytes: Uint8Array): void {
+    invariant(!this.ended, "push after end");
+    let start = 0;
+    for (let newline = bytes.indexOf(0x0a); newline >= 0; newline = bytes.indexOf(0x0a, start)) {
+      this.line(this.takePartial(bytes.subarray(start, newline)));
+      start = newline + 1;
+    }
+    if (start < bytes.length) {
+      // A copy (not `slice`, which is a view on a Node `Buffer`): the caller
+      // may reuse `bytes`, and a view would keep the whole chunk alive.
+      this.partial.push(new Uint8Array(bytes.subarray(start)));
+      this.partialBytes += bytes.length - start;
+    }
   }
-  const header = parseLine(first, "the header", headerSchema);
+
+  /** The decoded state, once every chunk has been pushed. */
+  end(): KvSnapshotState {
+    invariant(!this.ended, "end twice");
+    this.ended = true;
+    // The last line need not end with a newline.
+    if (this.partialBytes > 0) this.line(this.takePartial(new Uint8Array()));
+    if (this.version1 !== undefined) return this.version1;
+    check(this.body !== undefined, "the snapshot is empty, not JSON");
+    return this.body.end();
+  }
+
+  /** The partial line's bytes followed by `rest` (a view of `rest` when there are none). */
+  private takePartial(rest: Uint8Array): Uint8Array {
+    if (this.partialBytes === 0) return rest;
+    const bytes = concatBytes([...this.partial, rest]);
+    this.partial = [];
+    this.partialBytes = 0;
+    return bytes;
+  }
+
+  private line(bytes: Uint8Array): void {
+    let text: string;
+    try {
+      text = decodeUtf8(bytes);
+    } catch {
+      throw new SnapshotInvalidError("not UTF-8");
+    }
+    check(this.version1 === undefined, "a version 1 snapshot is one JSON document");
+    if (this.body !== undefined) this.body.line(text);
+    else if (versionOf(text) === 1) this.version1 = decodeVersion1(parseLine(text, "the snapshot", snapshotSchema));
+    else this.body = new BodyDecoder(parseLine(text, "the header", headerSchema));
+  }
+}
+
+/** Version 2's lines after the header, checked against it as they come: the key lines, then the event lines. */
+class BodyDecoder {
+  private readonly leases: LeaseInfo[];
+  private readonly keys: KeysBuilder;
+  private readonly events: KvEvent[] = [];
+
+  constructor(private readonly header: z.infer<typeof headerSchema>) {
+    checkRevisions(header);
+    this.leases = decodeLeases(header.leases);
+    this.keys = new KeysBuilder(header.revision, this.leases);
+  }
+
+  line(text: string): void {
+    const keyLines = this.keys.size;
+    if (keyLines < this.header.keys) {
+      const [key, chain] = parseLine(text, `key line ${keyLines + 1}`, keyEntrySchema);
+      this.keys.add(key, chain);
+      return;
+    }
+    check(this.events.length < this.header.events, "bytes after the last event");
+    this.events.push(parseLine(text, `event ${this.events.length + 1}`, eventSchema) as KvEvent);
+  }
+
+  end(): KvSnapshotState {
+    const header = this.header;
+    check(this.keys.size === header.keys, `${header.keys} keys announced, ${this.keys.size} found`);
+    check(this.events.length === header.events, `${header.events} events announced, ${this.events.length} found`);
+    checkEvents(this.events, header.historyStart, header.revision);
+    return assemble(header, this.keys.keys, this.leases, this.events);
+  }
+}
+
+function decodeVersion1(json: SnapshotJson): KvSnapshotState {
+  checkRevisions(json);
+  const leases = decodeLeases(json.leases);
+  const keys = new KeysBuilder(json.revision, leases);
+  for (const [key, chain] of json.keys) keys.add(key, chain);
+  checkEvents(json.events, json.historyStart, json.revision);
+  return assemble(json, keys.keys, leases, json.events as KvEvent[]);
+}
+
+/** What both versions' headers hold besides keys, leases and events. */
+type HeaderFields = Pick<SnapshotJson, "revision" | "compactRevision" | "historyStart" | "alarm" | "chain" | "fences">;
+
+function checkRevisions(header: HeaderFields): void {
   check(header.compactRevision <= header.revision, `compactRevision ${header.compactRevision} is after revision ${header.revision}`);
   check(header.historyStart <= header.revision + 1, `historyStart ${header.historyStart} is after revision ${header.revision + 1}`);
-  const leases = decodeLeases(header.leases);
-  const keys = decodeKeys(
-    (function* () {
-      for (let index = 0; index < header.keys; index += 1) {
-        const text = lines.next();
-        if (text === undefined) throw new SnapshotInvalidError(`${header.keys} keys announced, ${index} found`);
-        yield parseLine(text, `key line ${index + 1}`, keyEntrySchema) as [string, NodeJson[]];
-      }
-    })(),
-    header.revision,
-    new Set(leases.map((lease) => lease.id)),
-  );
-  const events: KvEvent[] = [];
-  for (let index = 0; index < header.events; index += 1) {
-    const text = lines.next();
-    if (text === undefined) throw new SnapshotInvalidError(`${header.events} events announced, ${index} found`);
-    events.push(parseLine(text, `event ${index + 1}`, eventSchema) as KvEvent);
-  }
-  check(lines.next() === undefined, "bytes after the last event");
-  checkEvents(events, header.historyStart, header.revision);
+}
+
+function assemble(header: HeaderFields, keys: OrderedMap<KeyNode>, leases: LeaseInfo[], events: KvEvent[]): KvSnapshotState {
   return {
     revision: header.revision,
     compactRevision: header.compactRevision,
@@ -156,42 +285,18 @@ export function decodeSnapshot(bytes: Uint8Array): KvSnapshotState {
   };
 }
 
-function decodeVersion1(json: SnapshotJson): KvSnapshotState {
-  check(json.compactRevision <= json.revision, `compactRevision ${json.compactRevision} is after revision ${json.revision}`);
-  check(json.historyStart <= json.revision + 1, `historyStart ${json.historyStart} is after revision ${json.revision + 1}`);
-  const leases = decodeLeases(json.leases);
-  const keys = decodeKeys(json.keys, json.revision, new Set(leases.map((lease) => lease.id)));
-  checkEvents(json.events, json.historyStart, json.revision);
-  return {
-    revision: json.revision,
-    compactRevision: json.compactRevision,
-    historyStart: json.historyStart,
-    alarm: json.alarm,
-    chain: { high: json.chain[0], low: json.chain[1] },
-    keys,
-    leases,
-    events: json.events as KvEvent[],
-    fences: json.fences,
-  };
-}
-
-/** The lines of `bytes` (newline-separated; JSON escapes every newline inside a string), as text. */
-function lineReader(bytes: Uint8Array): { next(): string | undefined } {
+/** `parts` end to end (`parts[0]` itself when it is the only one). */
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const bytes = new Uint8Array(size);
   let at = 0;
-  return {
-    next() {
-      if (at >= bytes.length) return undefined;
-      let end = bytes.indexOf(0x0a, at);
-      if (end < 0) end = bytes.length;
-      const slice = bytes.subarray(at, end);
-      at = end + 1;
-      try {
-        return decodeUtf8(slice);
-      } catch {
-        throw new SnapshotInvalidError("not UTF-8");
-      }
-    },
-  };
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
 }
 
 /** The `version` a header line claims, if it is JSON with one. */
@@ -235,19 +340,33 @@ function decodeLeases(tuples: SnapshotJson["leases"]): LeaseInfo[] {
   return leases;
 }
 
-function decodeKeys(entries: Iterable<readonly [string, readonly NodeJson[]]>, revision: number, leaseIds: ReadonlySet<number>): OrderedMap<KeyNode> {
-  const keys = new OrderedMap<KeyNode>();
-  let previousKey: string | undefined;
-  for (const [key, chain] of entries) {
-    check(previousKey === undefined || previousKey < key, `keys out of order at ${JSON.stringify(key)}`);
-    previousKey = key;
-    let head: KeyNode | undefined;
-    for (const tuple of chain) head = decodeNode(key, tuple, head, revision);
-    const last = head as KeyNode;
-    check(last.deleted || last.lease === 0 || leaseIds.has(last.lease), `key ${JSON.stringify(key)} is attached to missing lease ${last.lease}`);
-    keys.set(key, last);
+/** The key space, built one key line at a time in key order, each key's history checked as it comes. */
+class KeysBuilder {
+  readonly keys = new OrderedMap<KeyNode>();
+  private previousKey: string | undefined;
+  private readonly leaseIds: ReadonlySet<number>;
+
+  constructor(
+    private readonly revision: number,
+    leases: readonly LeaseInfo[],
+  ) {
+    this.leaseIds = new Set(leases.map((lease) => lease.id));
   }
-  return keys;
+
+  /** How many keys so far. */
+  get size(): number {
+    return this.keys.size;
+  }
+
+  add(key: string, chain: readonly NodeJson[]): void {
+    check(this.previousKey === undefined || this.previousKey < key, `keys out of order at ${JSON.stringify(key)}`);
+    this.previousKey = key;
+    let head: KeyNode | undefined;
+    for (const tuple of chain) head = decodeNode(key, tuple, head, this.revision);
+    invariant(head !== undefined, "the schema lets through a key without history");
+    check(head.deleted || head.lease === 0 || this.leaseIds.has(head.lease), `key ${JSON.stringify(key)} is attached to missing lease ${head.lease}`);
+    this.keys.set(key, head);
+  }
 }
 
 /** One history node, checked against the node before it: etcd's create/mod/version rules must add up. */

@@ -1,3 +1,4 @@
+import { collectChunks } from "@synod/core";
 import { describe, expect, it } from "vitest";
 import { KvMachine, txnOutcome } from "../src/index.js";
 import { Harness } from "./harness.js";
@@ -42,11 +43,11 @@ describe("fenced writes", () => {
     expect(kv.op({ type: "put", key: "b", value: "ok", fence: { name: "M", token: 1 } })).toMatchObject({ type: "put" });
   });
 
-  it("fences survive a snapshot: the digest matches and a stale token is still refused", () => {
+  it("fences survive a snapshot: the digest matches and a stale token is still refused", async () => {
     const kv = new Harness();
     kv.op({ type: "put", key: "a", value: "1", fence: { name: "L", token: 42 } });
     const copy = new KvMachine();
-    copy.restore(kv.machine.snapshot()());
+    copy.restore(await collectChunks(kv.machine.snapshot()()));
     expect(copy.digest()).toBe(kv.machine.digest());
     const context = { slot: 100, time: 5_000, session: "s", seq: 1 };
     expect(copy.apply({ type: "put", key: "a", value: "late", fence: { name: "L", token: 41 } }, context)).toMatchObject({ error: { code: "FENCED", highestToken: 42 } });

@@ -110,3 +110,50 @@ it("a replica whose data directory is wiped rejoins as a learner, catches up thr
   const view = (await members("list")) as View;
   expect(view.members.find((member) => member.id === victim)?.role).toBe("voter");
 });
+
+/** The JSON log lines with message `message` that a replica wrote, from its `from`th log chunk on. */
+function logLines(replica: { readonly logs: readonly string[] }, message: string, from = 0): Record<string, unknown>[] {
+  return replica.logs
+    .slice(from)
+    .join("")
+    .split("\n")
+    .filter((line) => line.includes(`"${message}"`))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.msg === message || line.message === message);
+}
+
+it("a snapshot transfer killed halfway goes on where it stopped when the replica restarts", { timeout: 120_000 }, async () => {
+  cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS });
+  const writer = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 20_000 });
+  clients.push(writer);
+  // About 10 MB of state, fetched in 8 KiB chunks: a transfer of over a thousand chunks.
+  const filler = "x".repeat(16 * 1024);
+  for (let index = 0; index < 600; index += 1) await writer.put(`big${index}`, `${index}:${filler}`);
+  const replica = await cluster.join("n4", ["--snapshot-chunk-bytes", "8192"]);
+  await members("add", `n4=${replica.url}`, "--learner");
+
+  // Killed as soon as part of the snapshot has arrived.
+  await until(() => logLines(replica, "snapshot transfer").some((line) => (line.offset as number) > 0), 30_000, "n4 to receive part of the snapshot", 5);
+  await cluster.kill("n4");
+  const before = logLines(replica, "snapshot transfer");
+  const reached = Math.max(...before.map((line) => line.offset as number));
+  const size = before[0]?.bytes as number;
+  expect(logLines(replica, "snapshot installed")).toEqual([]);
+  expect(reached).toBeLessThan(size);
+
+  const restartedAt = replica.logs.length;
+  await cluster.restart("n4");
+  await until(() => logLines(replica, "snapshot installed", restartedAt).length > 0, 30_000, "n4 to install the snapshot after its restart");
+  const resumed = logLines(replica, "snapshot transfer resumed", restartedAt);
+  console.log(`snapshot of ${size} bytes: killed after ${reached}+ bytes, resumed at ${resumed[0]?.offset}`);
+  // It asked for the bytes after those it had stored, of the same snapshot, not for the snapshot from its start.
+  expect(resumed.length).toBeGreaterThan(0);
+  expect(resumed[0]?.offset as number).toBeGreaterThanOrEqual(reached);
+  expect(resumed[0]?.slot).toBe(before[0]?.slot);
+  expect(logLines(replica, "snapshot transfer", restartedAt).filter((line) => line.offset === 0)).toEqual([]);
+
+  const local = cluster.client({ urls: [replica.url], requestTimeoutMs: 1_000, operationTimeoutMs: 10_000 });
+  clients.push(local);
+  await until(async () => (await local.get("big599", { serializable: true }))?.value === `599:${filler}`, 10_000, "n4 to serve the latest write");
+  expect((await local.get("big0", { serializable: true }))?.value).toBe(`0:${filler}`);
+});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { KvMachine, type KvOp, SnapshotInvalidError, txn } from "../src/index.js";
+import { decodeSnapshot, decodeSnapshotStream, encodeSnapshot, encodeSnapshotChunks } from "../src/snapshot.js";
 import { Harness } from "./harness.js";
 import { observe } from "./observe.js";
 
@@ -21,6 +22,68 @@ function richStore(kv: Harness): void {
   for (const op of ops) kv.op(op);
   kv.txn(txn({ then: [{ type: "put", key: "t1", value: "x" }, { type: "delete", key: "a" }] }));
   kv.op({ type: "put", key: "huge", value: "x".repeat(200) }); // over the quota: raises the alarm
+}
+
+/** `richStore` and keys and values in two-, three- and four-byte UTF-8, so that splits fall inside characters. */
+function unicodeStore(kv: Harness): void {
+  richStore(kv);
+  kv.op({ type: "put", key: "é/café", value: "crème brûlée" });
+  kv.op({ type: "put", key: "日本/東京", value: "😀".repeat(5) });
+  kv.op({ type: "put", key: "😀", value: "a😀é日" });
+  kv.op({ type: "put", key: "é/café", value: "déjà vu" });
+}
+
+/** The chunks end to end (a machine's snapshot chunks come from a synchronous generator). */
+function bytesOf(chunks: Iterable<Uint8Array>): Uint8Array {
+  return new Uint8Array(Buffer.concat([...chunks]));
+}
+
+/** A seeded PRNG (a 32-bit LCG): the same seed, the same splits. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state;
+  };
+}
+
+/** `bytes` cut at `cuts` (any order, repeats give empty chunks). */
+function splitAt(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
+  const sorted = [0, ...[...cuts].sort((a, b) => a - b), bytes.length];
+  return sorted.slice(1).map((end, index) => bytes.slice(sorted[index], end));
+}
+
+/** `bytes` cut at up to 30 seeded positions, empty chunks included. */
+function randomSplit(bytes: Uint8Array, seed: number): Uint8Array[] {
+  const next = random(seed);
+  const cuts = Array.from({ length: next() % 31 }, () => next() % (bytes.length + 1));
+  return splitAt(bytes, cuts);
+}
+
+/** `bytes` cut before every UTF-8 continuation byte: every multibyte character is split. */
+function splitInsideCharacters(bytes: Uint8Array): Uint8Array[] {
+  const cuts: number[] = [];
+  bytes.forEach((byte, index) => {
+    if ((byte & 0xc0) === 0x80) cuts.push(index);
+  });
+  return splitAt(bytes, cuts);
+}
+
+function oneByteChunks(bytes: Uint8Array): Uint8Array[] {
+  return Array.from(bytes, (byte) => Uint8Array.of(byte));
+}
+
+async function* stream(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for (const chunk of chunks) yield chunk;
+}
+
+function thrownBy(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
 }
 
 describe("snapshots", () => {
@@ -59,7 +122,7 @@ describe("snapshots", () => {
     source.op({ type: "delete-range", start: "", end: "z" });
     for (let index = 0; index < 2_000; index += 1) source.op({ type: "put", key: `bulk/${index}`, value: "v" }); // splits the shared chunks
     const restored = new KvMachine();
-    restored.restore(await serialize());
+    restored.restore(bytesOf(serialize()));
     expect(observe(restored)).toEqual(expected);
   });
 
@@ -68,7 +131,7 @@ describe("snapshots", () => {
     const second = new Harness();
     richStore(first);
     richStore(second);
-    expect(first.machine.snapshot()()).toEqual(second.machine.snapshot()());
+    expect(bytesOf(first.machine.snapshot()())).toEqual(bytesOf(second.machine.snapshot()()));
   });
 
   describe("bad bytes are a SnapshotInvalidError and leave the state untouched", () => {
@@ -76,7 +139,7 @@ describe("snapshots", () => {
     const good = (() => {
       const kv = new Harness();
       richStore(kv);
-      const lines = new TextDecoder().decode(kv.machine.snapshot()() as Uint8Array).trimEnd().split("\n").map((line) => JSON.parse(line));
+      const lines = new TextDecoder().decode(bytesOf(kv.machine.snapshot()())).trimEnd().split("\n").map((line) => JSON.parse(line));
       const header = lines[0] as Record<string, unknown> & { keys: number; events: number };
       return { ...header, keys: lines.slice(1, 1 + header.keys), events: lines.slice(1 + header.keys) } as Record<string, unknown>;
     })();
@@ -126,18 +189,114 @@ describe("snapshots", () => {
       kv.op({ type: "put", key: "still", value: "works" });
     });
 
-    it("random garbage never crashes the decoder", () => {
-      let state = 7;
-      for (let round = 0; round < 300; round += 1) {
-        const bytes = new Uint8Array(1 + (round % 40));
-        for (let index = 0; index < bytes.length; index += 1) {
-          state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-          bytes[index] = state >>> 24;
-        }
-        const machine = new KvMachine();
-        expect(() => machine.restore(bytes)).toThrow(SnapshotInvalidError);
+    it.each(cases)("%s, streamed in pieces: the same reason, and the state untouched", async (_name, bytes) => {
+      const kv = new Harness();
+      kv.op({ type: "put", key: "mine", value: "stays" });
+      const digest = kv.machine.digest();
+      const expected = thrownBy(() => kv.machine.restore(bytes));
+      expect(expected).toBeInstanceOf(SnapshotInvalidError);
+      const splits = [[bytes], oneByteChunks(bytes), splitInsideCharacters(bytes), ...[1, 2, 3].map((seed) => randomSplit(bytes, seed))];
+      for (const [index, chunks] of splits.entries()) {
+        const streamed = await kv.machine.restoreFrom(stream(chunks)).catch((error: unknown) => error);
+        expect(streamed, `split ${index}`).toBeInstanceOf(SnapshotInvalidError);
+        expect((streamed as Error).message, `split ${index}`).toBe((expected as Error).message);
+        expect(kv.machine.digest()).toBe(digest);
       }
     });
+
+    it("random garbage never crashes the decoder, whole or streamed a byte at a time", async () => {
+      const next = random(7);
+      for (let round = 0; round < 300; round += 1) {
+        const bytes = Uint8Array.from({ length: 1 + (round % 40) }, () => next() >>> 24);
+        const machine = new KvMachine();
+        const expected = thrownBy(() => machine.restore(bytes));
+        expect(expected, `round ${round}`).toBeInstanceOf(SnapshotInvalidError);
+        const streamed = await machine.restoreFrom(stream(oneByteChunks(bytes))).catch((error: unknown) => error);
+        expect((streamed as Error).message, `round ${round}`).toBe((expected as Error).message);
+      }
+    });
+  });
+});
+
+describe("streamed snapshots", () => {
+  it("any split of the bytes (seeded; inside lines and UTF-8 characters; a byte at a time) decodes to the state the whole bytes give", async () => {
+    const kv = new Harness();
+    unicodeStore(kv);
+    const bytes = bytesOf(kv.machine.snapshot()());
+    const whole = decodeSnapshot(bytes);
+    expect(splitInsideCharacters(bytes).length).toBeGreaterThan(30);
+    expect(await decodeSnapshotStream(stream(oneByteChunks(bytes)))).toEqual(whole);
+    expect(await decodeSnapshotStream(stream(splitInsideCharacters(bytes)))).toEqual(whole);
+    for (let seed = 1; seed <= 200; seed += 1) {
+      expect(await decodeSnapshotStream(stream(randomSplit(bytes, seed))), `seed ${seed}`).toEqual(whole);
+    }
+  });
+
+  it("restoreFrom a split stream gives what restore gives: equal digest and equal answers", async () => {
+    const source = new Harness();
+    unicodeStore(source);
+    const bytes = bytesOf(source.machine.snapshot()());
+    const restored = new KvMachine();
+    restored.restore(bytes);
+    expect(restored.digest()).toBe(source.machine.digest());
+    const splits = [[...source.machine.snapshot()()], oneByteChunks(bytes), splitInsideCharacters(bytes), ...[1, 2, 3, 4, 5].map((seed) => randomSplit(bytes, seed))];
+    for (const [index, chunks] of splits.entries()) {
+      const streamed = new KvMachine();
+      streamed.apply({ type: "put", key: "replaced", value: "whole" }, { slot: 1, time: 1_000, session: "s", seq: 1 });
+      await streamed.restoreFrom(stream(chunks));
+      expect(streamed.digest(), `split ${index}`).toBe(restored.digest());
+      expect(observe(streamed), `split ${index}`).toEqual(observe(restored));
+    }
+  });
+
+  it("the decoder copies what it keeps of a chunk: a source may reuse its buffer (as Node streams of Buffers may)", async () => {
+    const kv = new Harness();
+    unicodeStore(kv);
+    const bytes = bytesOf(kv.machine.snapshot()());
+    async function* reusing(): AsyncGenerator<Uint8Array> {
+      const buffer = Buffer.alloc(7);
+      for (let at = 0; at < bytes.length; at += buffer.length) {
+        const piece = bytes.subarray(at, at + buffer.length);
+        buffer.set(piece);
+        yield buffer.subarray(0, piece.length);
+      }
+    }
+    expect(await decodeSnapshotStream(reusing())).toEqual(decodeSnapshot(bytes));
+  });
+
+  it("encodeSnapshotChunks packs whole lines into chunks of at most chunkBytes, and together they are encodeSnapshot's bytes", () => {
+    const kv = new Harness();
+    unicodeStore(kv);
+    const state = decodeSnapshot(bytesOf(kv.machine.snapshot()()));
+    const whole = encodeSnapshot(state);
+    for (const chunkBytes of [1, 64, 300, whole.length - 1, whole.length]) {
+      const chunks = [...encodeSnapshotChunks(state, chunkBytes)];
+      expect(chunks.length > 1, `chunkBytes ${chunkBytes}`).toBe(chunkBytes < whole.length);
+      for (const chunk of chunks) {
+        expect(chunk[chunk.length - 1]).toBe(0x0a);
+        // Over the limit only as one line on its own.
+        if (chunk.length > chunkBytes) expect(chunk.indexOf(0x0a)).toBe(chunk.length - 1);
+      }
+      expect(bytesOf(chunks)).toEqual(whole);
+    }
+  });
+
+  it("a machine's snapshot of more than a chunk comes in several, and writes between them are not in the bytes", async () => {
+    const source = new Harness();
+    for (let index = 0; index < 1_200; index += 1) source.op({ type: "put", key: `big/${index}`, value: `${index}:${"é".repeat(500)}` });
+    const digest = source.machine.digest();
+    const chunks = source.machine.snapshot()();
+    const first = chunks.next();
+    expect(first.done).toBe(false);
+    source.op({ type: "delete-range", start: "", end: "z" });
+    source.op({ type: "compact", revision: source.machine.revision });
+    for (let index = 0; index < 600; index += 1) source.op({ type: "put", key: `big/${index}`, value: "later" });
+    const rest = [...chunks];
+    expect(rest.length).toBeGreaterThan(0);
+    const restored = new KvMachine();
+    await restored.restoreFrom(stream([first.value as Uint8Array, ...rest]));
+    expect(restored.digest()).toBe(digest);
+    expect(restored.query({ type: "get", key: "big/7" })).toMatchObject({ kv: { value: `7:${"é".repeat(500)}` } });
   });
 });
 
@@ -183,7 +342,7 @@ describe("determinism", () => {
     const applied = new Harness();
     applied.op({ type: "put", key: "a", value: "1" });
     const restored = new KvMachine();
-    restored.restore(applied.machine.snapshot()() as Uint8Array);
+    restored.restore(bytesOf(applied.machine.snapshot()()));
     expect(restored.digest()).toBe(applied.machine.digest());
   });
 });

@@ -32,11 +32,22 @@ export interface StateMachine<Op = unknown, Test = unknown, Result = unknown, Qu
   /**
    * Captures the current state, synchronously, and returns a function that
    * serializes that capture later, while applying goes on (copy-on-write,
-   * persistent data structures, or a plain copy for small states).
+   * persistent data structures, or a plain copy for small states). A large
+   * state should give its bytes as chunks (a generator is enough): the
+   * driver then writes them to storage as they come and never holds the
+   * whole serialization.
    */
-  snapshot(): () => Uint8Array | PromiseLike<Uint8Array>;
+  snapshot(): () => SnapshotData;
   /** Replaces the state with a snapshot's. */
   restore(data: Uint8Array): void;
+  /**
+   * Optional, for states too large to hold twice: replaces the state with a
+   * snapshot's read as chunks (of any size, split anywhere). Build the new
+   * state aside and replace the old one at the end: queries may arrive while
+   * the chunks do. On bad bytes, throw and change nothing. Without it, the
+   * driver reads the whole snapshot into memory and calls `restore`.
+   */
+  restoreFrom?(chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /**
    * Optional, for a state machine that keeps its state on disk itself: make
    * the state as of `handle.slot` durable, together with `handle` (the
@@ -114,6 +125,38 @@ export interface AppliedConfig {
 export interface Snapshot {
   readonly handle: SnapshotHandle;
   readonly data: Uint8Array;
+}
+
+/** A state machine's serialized state: all at once, or as chunks (sync or async) for a state too large to hold twice. */
+export type SnapshotData = Uint8Array | PromiseLike<Uint8Array> | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+
+/** The chunks of any `SnapshotData`. */
+export async function* snapshotChunks(data: SnapshotData): AsyncGenerator<Uint8Array> {
+  if (data instanceof Uint8Array) {
+    yield data;
+  } else if (Symbol.asyncIterator in data || Symbol.iterator in data) {
+    yield* data as AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  } else {
+    yield await data;
+  }
+}
+
+/** Every chunk of `chunks` in one array (for snapshots small enough to hold whole). */
+export async function collectChunks(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const part of chunks) {
+    parts.push(part);
+    size += part.length;
+  }
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
 }
 
 export interface HostOptions {
@@ -213,10 +256,14 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
    * Takes a snapshot handle for the current applied slot and captures the
    * application's state; `write()` serializes it later while applying goes on.
    */
-  beginSnapshot(): { readonly handle: SnapshotHandle; readonly write: () => Promise<Snapshot> } {
+  beginSnapshot(): { readonly handle: SnapshotHandle; readonly write: () => Promise<Snapshot>; readonly chunks: () => AsyncGenerator<Uint8Array> } {
     const handle = this.handle();
     const serialize = this.machine.snapshot();
-    return { handle, write: async () => ({ handle, data: await serialize() }) };
+    return {
+      handle,
+      write: async () => ({ handle, data: await collectChunks(snapshotChunks(serialize())) }),
+      chunks: () => snapshotChunks(serialize()),
+    };
   }
 
   /** What the log vouches for at the applied slot: slot, log time, configurations, session table. */
@@ -233,6 +280,13 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
   restore(snapshot: Snapshot): void {
     this.machine.restore(snapshot.data);
     this.adopt(snapshot.handle);
+  }
+
+  /** `restore` from a snapshot's data as chunks: streamed into the application if it can take them, else read whole first. */
+  async restoreFrom(handle: SnapshotHandle, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    if (this.machine.restoreFrom !== undefined) await this.machine.restoreFrom(chunks);
+    else this.machine.restore(await collectChunks(chunks));
+    this.adopt(handle);
   }
 
   /** Takes a handle's session table, slot, time and configurations for a state the application already holds. */

@@ -1,16 +1,64 @@
 import type { Ballot } from "./ballot.js";
-import type { Snapshot } from "./host.js";
+import type { SnapshotHandle } from "./host.js";
 import type { PersistBatch } from "./replica.js";
 import type { SlotRecord } from "./values.js";
 
 /** Everything a replica had made durable, as its storage gives it back on start. */
-export interface StoredState {
+export interface StoredState<S = StoredSnapshot> {
   readonly promised: Ballot;
   /** Slot records at or above `logStart`, ascending by slot, one per slot (the latest written). */
   readonly records: readonly SlotRecord[];
   readonly logStart: number;
   /** The latest snapshot installed, if any. */
-  readonly snapshot: Snapshot | undefined;
+  readonly snapshot: S | undefined;
+  /** A snapshot whose transfer from another replica was cut off, as far as it came. */
+  readonly incoming?: IncomingSnapshot | undefined;
+}
+
+/**
+ * A snapshot as storage holds it: its encoding (`encodeSnapshot`: the
+ * handle, then the application's data), sized and checksummed, read in
+ * ranges, so that a replica can restore it and serve it to others without
+ * holding it in memory.
+ */
+export interface StoredSnapshot {
+  readonly handle: SnapshotHandle;
+  /** Bytes in the encoding. */
+  readonly size: number;
+  /** CRC32C of the encoding: with the slot, what names this snapshot in a transfer. */
+  readonly checksum: number;
+  /** Bytes `[offset, offset + length)` of the encoding (fewer at its end). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** Which snapshot a transfer brings: its slot, and its encoding's size and CRC32C. */
+export interface SnapshotIdentity {
+  readonly slot: number;
+  readonly checksum: number;
+  readonly size: number;
+}
+
+/** A snapshot partly received: which one, and how many of its bytes are stored. */
+export interface IncomingSnapshot extends SnapshotIdentity {
+  readonly received: number;
+}
+
+/**
+ * A snapshot being received from another replica, bytes in order. Storage
+ * keeps what arrived across a restart (see `StoredState.incoming`), so a
+ * transfer cut off halfway goes on where it stopped.
+ */
+export interface SnapshotReceiver {
+  /** Bytes stored so far. */
+  readonly received: number;
+  /** Stores the next bytes. */
+  append(bytes: Uint8Array): Promise<void>;
+  /**
+   * Once every byte arrived: checks the bytes stored against the snapshot's
+   * size and checksum, and makes it the latest snapshot, atomically. Throws
+   * `InvalidInputError` (and drops the bytes) when they do not check out.
+   */
+  complete(): Promise<StoredSnapshot>;
 }
 
 /**
@@ -25,8 +73,17 @@ export interface Storage {
   load(): Promise<StoredState>;
   /** Makes a batch durable. Calls resolve in order; batches may be group-committed. */
   persist(batch: PersistBatch): Promise<void>;
-  /** Installs a snapshot atomically; older snapshots may then be dropped. */
-  saveSnapshot(snapshot: Snapshot): Promise<void>;
+  /**
+   * Writes a snapshot, its handle and then its data's chunks as they come,
+   * and makes it the latest, atomically; older snapshots may then be dropped.
+   */
+  writeSnapshot(handle: SnapshotHandle, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredSnapshot>;
+  /**
+   * Receives a snapshot from another replica: goes on with the bytes stored
+   * of it if it is the one `incoming` named, else starts afresh (dropping
+   * any other partial snapshot).
+   */
+  receiveSnapshot(snapshot: SnapshotIdentity): Promise<SnapshotReceiver>;
   close(): Promise<void>;
 }
 
@@ -40,10 +97,10 @@ export function isEmptyBatch(batch: PersistBatch): boolean {
  * a later record for a slot replaces an earlier one; truncation drops slots
  * below it. Storages that keep an in-memory index can reuse it.
  */
-export class DurableImage {
+export class DurableImage<S extends { readonly handle: SnapshotHandle } = StoredSnapshot> {
   promised: Ballot;
   logStart = 0;
-  snapshot: Snapshot | undefined;
+  snapshot: S | undefined;
   readonly records = new Map<number, SlotRecord>();
 
   constructor(promised: Ballot) {
@@ -65,17 +122,17 @@ export class DurableImage {
     }
   }
 
-  installSnapshot(snapshot: Snapshot): void {
+  installSnapshot(snapshot: S): void {
     if (this.snapshot === undefined || snapshot.handle.slot >= this.snapshot.handle.slot) this.snapshot = snapshot;
   }
 
-  toStoredState(): StoredState {
+  toStoredState(): StoredState<S> {
     const records = [...this.records.values()].sort((a, b) => a.slot - b.slot);
     return { promised: this.promised, records, logStart: this.logStart, snapshot: this.snapshot };
   }
 
-  clone(): DurableImage {
-    const copy = new DurableImage(this.promised);
+  clone(): DurableImage<S> {
+    const copy = new DurableImage<S>(this.promised);
     copy.logStart = this.logStart;
     copy.snapshot = this.snapshot;
     for (const [slot, record] of this.records) copy.records.set(slot, record);

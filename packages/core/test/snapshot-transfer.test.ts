@@ -18,27 +18,33 @@ function cluster(chunkBytes: number) {
   const network = new MemoryNetwork();
   const ids = ["a", "b", "c", "d"];
   const machines = new Map(ids.map((id) => [id, new ListMachine()]));
-  const nodes = new Map(
-    ids.map((id) => [
+  const storages = new Map(ids.map((id) => [id, new MemoryStorage()]));
+  const makeNode = (id: NodeId) =>
+    new SynodNode({
       id,
-      new SynodNode({
-        id,
-        voters: ["a", "b", "c"],
-        storage: new MemoryStorage(),
-        transport: network.transport(id),
-        stateMachine: machines.get(id) as ListMachine,
-        tickMs: 5,
-        snapshotEverySlots: 10,
-        snapshotTailSlots: 2,
-        snapshotChunkBytes: chunkBytes,
-        replica: { alpha: 4 },
-      }),
-    ]),
-  );
+      voters: ["a", "b", "c"],
+      storage: storages.get(id) as MemoryStorage,
+      transport: network.transport(id),
+      stateMachine: machines.get(id) as ListMachine,
+      tickMs: 5,
+      snapshotEverySlots: 10,
+      snapshotTailSlots: 2,
+      snapshotChunkBytes: chunkBytes,
+      replica: { alpha: 4 },
+    });
+  const nodes = new Map(ids.map((id) => [id, makeNode(id)]));
+  /** Stops `id` and starts it again on the same storage, with a fresh state machine (as a restarted process). */
+  const restart = async (id: NodeId) => {
+    await (nodes.get(id) as SynodNode).stop();
+    (storages.get(id) as MemoryStorage).reopen();
+    machines.set(id, new ListMachine());
+    nodes.set(id, makeNode(id));
+    await (nodes.get(id) as SynodNode).start();
+  };
   const node = (id: NodeId) => nodes.get(id) as SynodNode<number, number, number, "all", number[]>;
   const items = (id: NodeId) => (machines.get(id) as ListMachine).items;
   const leader = () => waitFor(() => [...nodes.values()].find((candidate) => candidate.status().role === "leader"));
-  return { network, nodes, machines, node, items, leader, stop: () => Promise.all([...nodes.values()].map((each) => each.stop())) };
+  return { network, nodes, machines, storages, node, items, leader, restart, stop: () => Promise.all([...nodes.values()].map((each) => each.stop())) };
 }
 
 describe("snapshot transfer to a replica too far behind for the log", () => {
@@ -108,6 +114,44 @@ describe("snapshot transfer to a replica too far behind for the log", () => {
       expect(chunks.map((chunk) => chunk.offset)).toEqual(chunks.map((_, index) => index * 32));
 
       c.network.heal();
+      await leader.propose(101);
+      await waitFor(() => (c.items("d").includes(101) ? true : undefined));
+      expect(c.items("d")).toEqual(c.items(leader.id));
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a receiver restarted halfway through a transfer goes on from the bytes its storage kept", async () => {
+    const c = cluster(32);
+    await Promise.all([...c.nodes.values()].map((node) => node.start()));
+    try {
+      const leader = await c.leader();
+      for (let value = 1; value <= 100; value += 1) await leader.propose(value);
+      await waitFor(() => (["a", "b", "c"].every((id) => c.items(id).length === 100) ? true : undefined));
+      await waitFor(() => (["a", "b", "c"].every((id) => c.node(id).status().logStart === leader.status().logStart) ? true : undefined));
+
+      const before: SnapshotProgress[] = [];
+      let restarting: Promise<void> | undefined;
+      c.node("d").on("snapshot", (event) => {
+        before.push(event);
+        if (event.kind === "chunk" && before.length === 6 && restarting === undefined) restarting = c.restart("d");
+      });
+      await leader.proposeConfig({ expected: -1, voters: ["a", "b", "c"], learners: ["d"] });
+      await waitFor(() => restarting);
+      await restarting;
+      const kept = (await c.storages.get("d")?.load())?.incoming;
+      const after: SnapshotProgress[] = [];
+      c.node("d").on("snapshot", (event) => after.push(event));
+      await waitFor(() => (after.some((event) => event.kind === "installed") ? true : undefined));
+
+      expect(kept?.received).toBeGreaterThanOrEqual(6 * 32);
+      // The restarted replica asked for the bytes after those it kept, not for the snapshot from the start.
+      const resumed = after.find((event) => event.kind === "resumed");
+      expect(resumed?.kind === "resumed" && resumed.offset).toBe(kept?.received);
+      const firstChunk = after.find((event) => event.kind === "chunk");
+      expect(firstChunk?.kind === "chunk" && firstChunk.offset).toBe(kept?.received);
+      expect(after.filter((event) => event.kind === "rejected")).toEqual([]);
       await leader.propose(101);
       await waitFor(() => (c.items("d").includes(101) ? true : undefined));
       expect(c.items("d")).toEqual(c.items(leader.id));

@@ -21,6 +21,7 @@ export const SERVE_FLAGS = {
   "snapshot-every-slots": { type: "string" },
   "snapshot-tail-slots": { type: "string" },
   "snapshot-every-bytes": { type: "string" },
+  "snapshot-chunk-bytes": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
 } as const;
@@ -39,6 +40,7 @@ export interface ServeFlagValues {
   readonly "snapshot-every-slots"?: string | undefined;
   readonly "snapshot-tail-slots"?: string | undefined;
   readonly "snapshot-every-bytes"?: string | undefined;
+  readonly "snapshot-chunk-bytes"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
 }
@@ -105,6 +107,8 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   if (snapshotTailSlots !== undefined) config.snapshotTailSlots = snapshotTailSlots;
   const snapshotEveryBytes = integerFlag("snapshot-every-bytes", flags["snapshot-every-bytes"]);
   if (snapshotEveryBytes !== undefined) config.snapshotEveryBytes = snapshotEveryBytes;
+  const snapshotChunkBytes = integerFlag("snapshot-chunk-bytes", flags["snapshot-chunk-bytes"]);
+  if (snapshotChunkBytes !== undefined) config.snapshotChunkBytes = snapshotChunkBytes;
   const tickMs = integerFlag("tick-ms", flags["tick-ms"]);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];

@@ -38,6 +38,13 @@ export const serverConfigSchema = z
     snapshotTailSlots: z.number().int().nonnegative().default(1_000),
     /** Also snapshot after this many (estimated) bytes of applied log (0 disables). */
     snapshotEveryBytes: z.number().int().nonnegative().default(64 * 1024 * 1024),
+    /** Bytes per chunk when this replica fetches a snapshot (at most 4 MiB). */
+    snapshotChunkBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(4 * 1024 * 1024)
+      .default(1024 * 1024),
     /** The cluster secret peers authenticate with (HMAC challenge). Required unless the whole cluster is on loopback. */
     secret: z.string().min(16, "the cluster secret must be at least 16 characters").optional(),
     /** Bearer tokens clients must present; none configured lets any client in. */

@@ -86,6 +86,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     snapshotEverySlots: config.snapshotEverySlots,
     snapshotTailSlots: config.snapshotTailSlots,
     snapshotEveryBytes: config.snapshotEveryBytes,
+    snapshotChunkBytes: config.snapshotChunkBytes,
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
@@ -115,8 +116,19 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     logger.info("leader changed", { leader: leader ?? null });
   });
   node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
+  let reportedTenth = -1;
   node.on("snapshot", (progress) => {
-    if (progress.kind === "installed") logger.info("snapshot installed", { from: progress.from, slot: progress.slot, bytes: progress.size });
+    if (progress.kind === "chunk") {
+      // A line at the start and at every tenth of the way, not one per chunk.
+      const tenth = Math.floor((10 * progress.offset) / Math.max(1, progress.size));
+      if (progress.offset === 0 || tenth > reportedTenth) {
+        reportedTenth = progress.offset === 0 ? 0 : tenth;
+        logger.info("snapshot transfer", { from: progress.from, slot: progress.slot, offset: progress.offset, bytes: progress.size });
+      }
+    } else if (progress.kind === "resumed") {
+      reportedTenth = Math.floor((10 * progress.offset) / Math.max(1, progress.size));
+      logger.info("snapshot transfer resumed", { from: progress.from, slot: progress.slot, offset: progress.offset, bytes: progress.size });
+    } else if (progress.kind === "installed") logger.info("snapshot installed", { from: progress.from, slot: progress.slot, bytes: progress.size });
     else if (progress.kind === "rejected") logger.warn("snapshot chunk rejected", { from: progress.from, reason: progress.reason });
   });
   // Members come and go through the log: dial and accept exactly the members of the configuration

@@ -1,4 +1,4 @@
-import { open, rename, rm } from "node:fs/promises";
+import { type FileHandle, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 /** fsyncs a directory, so that a rename or unlink in it is durable. */
@@ -17,11 +17,19 @@ export async function syncDirectory(directory: string): Promise<void> {
  * file, fsyncs it, renames it over the target, and fsyncs the directory.
  */
 export async function writeFileAtomically(directory: string, name: string, content: Uint8Array | readonly Uint8Array[]): Promise<void> {
-  const temporary = join(directory, `${name}.tmp`);
-  const handle = await open(temporary, "w");
-  try {
+  await writeFileAtomicallyWith(directory, name, async (handle) => {
     if (content instanceof Uint8Array) await handle.write(content);
     else await handle.writev([...content]);
+  });
+}
+
+/** `writeFileAtomically` for content that `write` produces as it goes (a stream too large to hold). */
+export async function writeFileAtomicallyWith<T>(directory: string, name: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
+  const temporary = join(directory, `${name}.tmp`);
+  const handle = await open(temporary, "w");
+  let result: T;
+  try {
+    result = await write(handle);
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -31,4 +39,5 @@ export async function writeFileAtomically(directory: string, name: string, conte
   await handle.close();
   await rename(temporary, join(directory, name));
   await syncDirectory(directory);
+  return result;
 }

@@ -3,9 +3,13 @@ import { join } from "node:path";
 import {
   type Ballot,
   DurableImage,
+  type IncomingSnapshot,
   type PersistBatch,
-  type Snapshot,
+  type SnapshotHandle,
+  type SnapshotIdentity,
+  type SnapshotReceiver,
   type Storage,
+  type StoredSnapshot,
   type StoredState,
   ZERO_BALLOT,
   ballotsEqual,
@@ -16,7 +20,7 @@ import { encodeChosenMarks, encodeCommit, encodeRecord } from "./codec.js";
 import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageIdentityError, StorageWipedError } from "./errors.js";
 import { METADATA_FILE, type Metadata, readMetadata, writeMetadata } from "./metadata.js";
 import { SEGMENT_PATTERN, type SegmentInfo, type TornTail, removeSegments, scanSegments, segmentFileName, segmentNumber } from "./segments.js";
-import { readLatestSnapshot, removeSnapshotsBefore, writeSnapshotFile } from "./snapshot-file.js";
+import { IncomingSnapshotFile, readIncoming, readLatestSnapshot, removeSnapshotsBefore, writeSnapshotFile } from "./snapshot-file.js";
 
 export interface FileStorageOptions {
   /** The replica this directory belongs to; a directory of another replica is refused. */
@@ -75,6 +79,9 @@ export class FileStorage implements Storage {
   private queue: QueuedBatch[] = [];
   private flushing: Promise<void> | undefined;
   private snapshotWrites: Promise<unknown> = Promise.resolve();
+  /** A snapshot being received from another replica, and what was stored of one before this open. */
+  private receiving: IncomingSnapshotFile | undefined;
+  private incoming: IncomingSnapshot | undefined;
   private failure: StorageFailedError | undefined;
   private closed = false;
   /** Commits made durable since open, and bytes appended (for tests and metrics). */
@@ -153,6 +160,7 @@ export class FileStorage implements Storage {
       image,
     );
     image.snapshot = await readLatestSnapshot(directory, names);
+    const incoming = await readIncoming(directory);
     if (fresh) await syncDirectory(directory);
     const activeInfo = scan.segments.at(-1) as SegmentInfo;
     const active = await open(join(directory, activeInfo.name), "a");
@@ -164,7 +172,9 @@ export class FileStorage implements Storage {
       records: scan.records,
       removedFiles,
     };
-    return new FileStorage(directory, metadata, scan.segments, active, scan.nextCommit, image, report, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+    const storage = new FileStorage(directory, metadata, scan.segments, active, scan.nextCommit, image, report, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
+    storage.incoming = incoming;
+    return storage;
   }
 
   /** This directory's metadata: node id, incarnation, promised ballot, log start. */
@@ -174,7 +184,7 @@ export class FileStorage implements Storage {
 
   async load(): Promise<StoredState> {
     this.assertOpen();
-    return this.image.toStoredState();
+    return { ...this.image.toStoredState(), incoming: this.incoming };
   }
 
   /** Queues a batch for the next group commit; resolves once it is durable. */
@@ -188,17 +198,50 @@ export class FileStorage implements Storage {
     });
   }
 
-  /** Writes a snapshot file atomically, then removes older ones. Runs beside the group commits. */
-  saveSnapshot(snapshot: Snapshot): Promise<void> {
+  /** Writes a snapshot file atomically as its chunks come, then removes older ones. Runs beside the group commits. */
+  writeSnapshot(handle: SnapshotHandle, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<StoredSnapshot> {
+    return this.serializeSnapshotWrite(async () => {
+      const snapshot = await writeSnapshotFile(this.directory, handle, data);
+      await removeSnapshotsBefore(this.directory, snapshot.path.slice(this.directory.length + 1));
+      return snapshot;
+    });
+  }
+
+  /** Receives a snapshot into the directory, going on from what an earlier transfer of the same snapshot stored. */
+  async receiveSnapshot(identity: SnapshotIdentity): Promise<SnapshotReceiver> {
+    if (this.failure !== undefined) throw this.failure;
+    this.assertOpen();
+    await this.receiving?.close();
+    this.incoming = undefined;
+    const receiving = await IncomingSnapshotFile.open(this.directory, identity);
+    this.receiving = receiving;
+    return {
+      get received() {
+        return receiving.received;
+      },
+      append: async (bytes) => {
+        this.assertOpen();
+        await receiving.append(bytes);
+      },
+      complete: () =>
+        this.serializeSnapshotWrite(async () => {
+          if (this.receiving === receiving) this.receiving = undefined;
+          return receiving.complete();
+        }),
+    };
+  }
+
+  /** Runs a change to the snapshot files after the ones before it, then makes its snapshot the latest. */
+  private serializeSnapshotWrite(write: () => Promise<StoredSnapshot>): Promise<StoredSnapshot> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StorageClosedError());
-    const write = this.snapshotWrites.then(async () => {
-      const name = await writeSnapshotFile(this.directory, snapshot);
-      await removeSnapshotsBefore(this.directory, name);
+    const done = this.snapshotWrites.then(async () => {
+      const snapshot = await write();
       this.image.installSnapshot(snapshot);
+      return snapshot;
     });
-    this.snapshotWrites = write.catch(() => undefined);
-    return write;
+    this.snapshotWrites = done.catch(() => undefined);
+    return done;
   }
 
   /** Waits for queued writes, then closes the files. */
@@ -207,6 +250,7 @@ export class FileStorage implements Storage {
     this.closed = true;
     await this.flushing;
     await this.snapshotWrites;
+    await this.receiving?.close();
     await this.active.close();
   }
 

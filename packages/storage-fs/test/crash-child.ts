@@ -14,7 +14,7 @@
  */
 import { writeSync } from "node:fs";
 import { basename } from "node:path";
-import { type PersistBatch, SeededRandom, type SlotRecord } from "@synod/core";
+import { type PersistBatch, SeededRandom, type SlotRecord, collectChunks, snapshotData as dataOf } from "@synod/core";
 import { FileStorage } from "../src/index.js";
 import { CRASH_NODE, type ChildLine, bytesDigest, expectedValue, snapshotData, valueDigest } from "./crash-model.js";
 
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         ? null
         : {
             slot: snapshot.handle.slot,
-            digest: bytesDigest(snapshot.data),
+            digest: bytesDigest(await collectChunks(dataOf(snapshot))),
             handleOk:
               snapshot.handle.time === snapshot.handle.slot &&
               snapshot.handle.configs[0]?.voters.length === 1 &&
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     const truncateBefore = ackedThrough + 1 - KEEP_SLOTS;
     const slot = truncateBefore - 1;
     emit({ t: "si", slot });
-    storage.saveSnapshot({ handle: { slot, time: slot, configs: [{ id: -1, voters: [CRASH_NODE], learners: [] }], sessions: [] }, data: snapshotData(seed, slot) }).then(() => {
+    storage.writeSnapshot({ slot, time: slot, configs: [{ id: -1, voters: [CRASH_NODE], learners: [] }], sessions: [] }, [snapshotData(seed, slot)]).then(() => {
       emit({ t: "sa", slot });
       logStart = truncateBefore;
       unchosen = unchosen.filter((unchosenSlot) => unchosenSlot >= truncateBefore);

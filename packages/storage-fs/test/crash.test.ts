@@ -32,7 +32,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { SeededRandom } from "@synod/core";
+import { SeededRandom, collectChunks, snapshotData as dataOf } from "@synod/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileStorage } from "../src/index.js";
 import { CRASH_NODE, type ChildLine, bytesDigest, expectedValue, snapshotData, valueDigest } from "./crash-model.js";
@@ -367,7 +367,7 @@ async function runLane(lane: number, runs: number, random: SeededRandom, deadlin
       snapshot:
         state.snapshot === undefined
           ? null
-          : { slot: state.snapshot.handle.slot, digest: bytesDigest(state.snapshot.data), handleOk: state.snapshot.handle.time === state.snapshot.handle.slot },
+          : { slot: state.snapshot.handle.slot, digest: bytesDigest(await collectChunks(dataOf(state.snapshot))), handleOk: state.snapshot.handle.time === state.snapshot.handle.slot },
       tornTail: null,
       removed: [],
       segments: storage.recovery.segments,

@@ -419,6 +419,12 @@ describe("snapshots and temporary files", () => {
       ["a checksummed data length that lies", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([1, 2]), 99n)],
       ["a checksummed data length beyond 2^53", () => snapshotFile(JSON.stringify({ slot: 3, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([1, 2]), 2n ** 63n)],
       ["a checksummed handle length beyond the file", () => snapshotFile("{}", Buffer.alloc(0), 0n, 0xffffffff)],
+      ["version 2: a checksummed handle that is not JSON", () => snapshotFileV2("{nope", Buffer.from([1]))],
+      ["version 2: a checksummed handle with a wrong slot", () => snapshotFileV2(JSON.stringify({ slot: 3, time: 0, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }), Buffer.from([1]))],
+      ["version 2: a checksummed handle that fails the schema", () => snapshotFileV2(JSON.stringify({ slot: "x" }), Buffer.from([1]))],
+      ["version 2: a checksummed length that lies", () => snapshotFileV2(JSON.stringify({ slot: 3, time: 0, configs: [] , sessions: [] }), Buffer.from([1, 2]), 99n)],
+      ["version 2: a checksummed handle length beyond the encoding", () => snapshotFileV2("{}", Buffer.alloc(0), undefined, 0xffffffff)],
+      ["version 2: the trailer cut off", () => snapshotFileV2("{}", Buffer.alloc(0)).subarray(0, 20)],
     ];
     for (const [what, damage] of cases) {
       const directory = scratchCopy(log);
@@ -429,6 +435,30 @@ describe("snapshots and temporary files", () => {
         throw new Error(`${what}: ${String(failure)}`);
       });
       expect(error.reason, what).toMatch(/\S/);
+    }
+  });
+
+  it("what a cut-off snapshot transfer left is kept when whole, and dropped (never corruption) when its note or bytes make no sense", async () => {
+    const note = (size: number) => JSON.stringify({ slot: 40, checksum: 7, size });
+    const cases: [string, string | undefined, Buffer | undefined, number | undefined][] = [
+      ["a note and its bytes", note(100), Buffer.concat([Buffer.from("SYNSNAP2"), Buffer.alloc(30)]), 30],
+      ["a note that is not JSON", "{nope", Buffer.from("SYNSNAP2"), undefined],
+      ["a note that fails the schema", JSON.stringify({ slot: -1 }), Buffer.from("SYNSNAP2"), undefined],
+      ["bytes without a note", undefined, Buffer.from("SYNSNAP2"), undefined],
+      ["a note without bytes", note(100), undefined, undefined],
+      ["bytes with a bad magic", note(100), Buffer.from("SYNSNAPX"), undefined],
+      ["more bytes than the note's size", note(10), Buffer.concat([Buffer.from("SYNSNAP2"), Buffer.alloc(30)]), undefined],
+    ];
+    for (const [what, meta, bytes, received] of cases) {
+      const directory = scratchCopy(log);
+      if (meta !== undefined) writeFileSync(join(directory, "incoming.json"), meta);
+      if (bytes !== undefined) writeFileSync(join(directory, "incoming.snap"), bytes);
+      const storage = await FileStorage.open(directory, { nodeId: NODE, expectExisting: true });
+      const state = await storage.load();
+      await storage.close();
+      expect(state.incoming?.received, what).toBe(received);
+      expect(comparable(state), what).toEqual(log.states.at(-1));
+      if (received === undefined) expect(readdirSync(directory).filter((name) => name.startsWith("incoming")), what).toEqual([]);
     }
   });
 
@@ -603,7 +633,19 @@ function flip(bytes: Buffer, position: number): Buffer {
   return copy;
 }
 
-/** A snapshot file in the on-disk format, with a valid checksum over whatever it is given. */
+/** A version 2 snapshot file ("SYNSNAP2", the encoding, its length and CRC32C), with a valid checksum over whatever it is given. */
+function snapshotFileV2(handleJson: string, data: Buffer, encodingLength?: bigint, handleLength?: number): Buffer {
+  const handle = Buffer.from(handleJson);
+  const handleLengthBytes = Buffer.alloc(4);
+  handleLengthBytes.writeUInt32BE(handleLength ?? handle.length);
+  const encoding = Buffer.concat([handleLengthBytes, handle, data]);
+  const trailer = Buffer.alloc(12);
+  trailer.writeBigUInt64LE(encodingLength ?? BigInt(encoding.length), 0);
+  trailer.writeUInt32LE(crc32c(encoding), 8);
+  return Buffer.concat([Buffer.from("SYNSNAP2"), encoding, trailer]);
+}
+
+/** A version 1 snapshot file, with a valid checksum over whatever it is given. */
 function snapshotFile(handleJson: string, data: Buffer, dataLength = BigInt(data.length), handleLength?: number): Buffer {
   const handle = Buffer.from(handleJson);
   const handleLengthBytes = Buffer.alloc(4);

@@ -5,7 +5,7 @@
  */
 import { cpSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DurableImage, type PersistBatch, type SlotRecord, type StoredState, ZERO_BALLOT } from "@synod/core";
+import { BufferedSnapshot, DurableImage, type PersistBatch, type SlotRecord, type StoredState, ZERO_BALLOT } from "@synod/core";
 import { expect } from "vitest";
 import { FrameKind, readFrame } from "../src/frame.js";
 import { FileStorage, StorageCorruptionError } from "../src/index.js";
@@ -184,7 +184,7 @@ export async function buildLog(
       if (step === options.compactAt) {
         const slot = maker.nextSlot - 4;
         const snapshot = { handle: { slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, data: new Uint8Array([1, 2, 3, slot & 0xff]) };
-        await storage.saveSnapshot(snapshot);
+        await storage.writeSnapshot(snapshot.handle, [snapshot.data]);
         for (const name of segmentNames(directory)) freed.set(name, readFileSync(join(directory, name)));
         batches.push({ ...maker.batch({ records: 1, marks: false }), truncateBefore: slot + 1 });
         maker.truncated(slot + 1);
@@ -224,7 +224,7 @@ export async function buildLog(
     if (batches.some((batch) => batch.truncateBefore !== undefined)) {
       // The snapshot was saved before the truncating commit.
       const slot = (batches.find((batch) => batch.truncateBefore !== undefined)?.truncateBefore as number) - 1;
-      model.installSnapshot({ handle: { slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, data: new Uint8Array([1, 2, 3, slot & 0xff]) });
+      model.installSnapshot(new BufferedSnapshot({ slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, new Uint8Array([1, 2, 3, slot & 0xff])));
     }
     commits.push({ index, segment: span.segment, start: span.start, end: span.end, batches });
     states.push(comparable(model.toStoredState()));

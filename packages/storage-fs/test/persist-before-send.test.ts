@@ -180,7 +180,8 @@ function harness(directory: string, leaky = false): Harness {
       void inner.persist(batch).catch(() => undefined);
       return Promise.resolve();
     },
-    saveSnapshot: (snapshot) => inner.saveSnapshot(snapshot),
+    writeSnapshot: (handle, data) => inner.writeSnapshot(handle, data),
+    receiveSnapshot: (identity) => inner.receiveSnapshot(identity),
     close: () => inner.close(),
   });
 

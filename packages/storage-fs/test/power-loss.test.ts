@@ -23,7 +23,7 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DurableImage, type PersistBatch, SeededRandom, ZERO_BALLOT } from "@synod/core";
+import { BufferedSnapshot, DurableImage, type PersistBatch, SeededRandom, ZERO_BALLOT } from "@synod/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { FileStorage } from "../src/index.js";
 import { BatchMaker, NODE, activeSegment, comparable, segmentNames } from "./log-fixture.js";
@@ -70,8 +70,8 @@ describe("FileStorage after a simulated power loss", () => {
             // Snapshot first, then truncate below it.
             const slot = maker.nextSlot - 10;
             const snapshot = { handle: { slot, time: slot, configs: [{ id: -1, voters: [NODE], learners: [] }], sessions: [] }, data: Uint8Array.of(slot & 0xff, 42) };
-            await storage.saveSnapshot(snapshot);
-            model.installSnapshot(snapshot);
+            await storage.writeSnapshot(snapshot.handle, [snapshot.data]);
+            model.installSnapshot(new BufferedSnapshot(snapshot.handle, snapshot.data));
             batches.push({ promised: undefined, records: [], chosen: [], truncateBefore: slot + 1 });
             maker.truncated(slot + 1);
             stats.compactions += 1;

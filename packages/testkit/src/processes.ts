@@ -106,6 +106,8 @@ export interface ServeReplica {
   readonly logs: string[];
   /** Started with `--join`: a replica added to the running cluster (it learns the configuration from it). */
   joined?: boolean;
+  /** `serve` flags for this replica alone, after the cluster's. */
+  flags?: readonly string[];
 }
 
 export interface ServeClusterOptions {
@@ -212,12 +214,13 @@ export class ServeCluster {
    * a replica it replaces): it reaches the others, votes in nothing, and
    * waits for an operator to add it (`members add ID=URL`).
    */
-  async join(id: string): Promise<ServeReplica> {
+  async join(id: string, flags: readonly string[] = []): Promise<ServeReplica> {
     const existing = this.replicas.find((replica) => replica.id === id);
     if (existing?.child !== undefined) throw new Error(`${id} is running`);
     const replica = existing ?? { id, url: `ws://127.0.0.1:${await freePort()}`, child: undefined, exited: Promise.resolve(), logs: [] };
     if (existing === undefined) this.replicas.push(replica);
     replica.joined = true;
+    replica.flags = flags;
     await this.launch(replica, false);
     return replica;
   }
@@ -263,6 +266,7 @@ export class ServeCluster {
       ...(rejoin ? ["--rejoin"] : []),
       ...(replica.joined === true ? ["--join"] : []),
       ...(this.options.flags ?? []),
+      ...(replica.flags ?? []),
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     replica.child = child;

@@ -3,11 +3,12 @@ import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
 import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
-import { type MultiOpResult, type Outcome, type Snapshot, type SnapshotHandle, type StateMachine, StateMachineHost } from "../host.js";
+import { type MultiOpResult, type Outcome, type SnapshotHandle, type StateMachine, StateMachineHost } from "../host.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
 import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
-import { type Storage, isEmptyBatch } from "../storage.js";
+import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
+import { type Storage, type StoredSnapshot, isEmptyBatch } from "../storage.js";
 import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
 import type { Transport } from "../transport.js";
 import { type Command, type CommandBody, valueSize } from "../values.js";
@@ -116,7 +117,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   /** Snapshots to and from other replicas. */
   private readonly transfer: SnapshotTransfer;
   /** A snapshot fetched from another replica, installed by the drain loop between Readies. */
-  private pendingInstall: Snapshot | undefined;
+  private pendingInstall: { readonly snapshot: StoredSnapshot; readonly from: NodeId } | undefined;
   /** A snapshot to serve is being serialized (see `prepareServedSnapshot`). */
   private preparingServed = false;
   /** The snapshot being written, if any: `stop()` waits for it. */
@@ -135,7 +136,21 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
     this.ownSession = newSessionId(config.id);
-    this.transfer = new SnapshotTransfer(config.id, (message) => config.transport.send(message), Math.min(config.snapshotChunkBytes ?? 1024 * 1024, MAX_SNAPSHOT_CHUNK_BYTES), 20);
+    this.transfer = new SnapshotTransfer(
+      config.id,
+      {
+        send: (message) => config.transport.send(message),
+        storage: config.storage,
+        received: (snapshot, from) => {
+          this.pendingInstall = { snapshot, from };
+          this.scheduleDrain();
+        },
+        report: (progress) => this.emit("snapshot", progress),
+        fail: (error) => this.fail(error),
+      },
+      Math.min(config.snapshotChunkBytes ?? 1024 * 1024, MAX_SNAPSHOT_CHUNK_BYTES),
+      20,
+    );
   }
 
   /** Loads storage, restores the latest snapshot, and starts ticking and listening. */
@@ -148,9 +163,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.host.adopt(durable);
       base = durable;
     } else if (stored.snapshot !== undefined) {
-      this.host.restore(stored.snapshot);
+      await this.host.restoreFrom(stored.snapshot.handle, snapshotData(stored.snapshot));
       this.transfer.offer(stored.snapshot);
     }
+    this.transfer.keep(stored.incoming);
     this.replica = new Replica(
       {
         id: this.config.id,
@@ -325,13 +341,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.compactBehind(handle.slot);
       return handle;
     }
-    const { write } = this.host.beginSnapshot();
-    const snapshot = await write();
-    if (this.stopped) throw new StoppedError("stopped while the snapshot was written; it was not saved");
-    await this.config.storage.saveSnapshot(snapshot);
+    const { handle, chunks } = this.host.beginSnapshot();
+    const snapshot = await this.config.storage.writeSnapshot(handle, this.untilStopped(chunks()));
     this.transfer.offer(snapshot);
-    this.compactBehind(snapshot.handle.slot);
-    return snapshot.handle;
+    this.compactBehind(handle.slot);
+    return handle;
   }
 
   /** Drops the log behind `slot`, keeping `snapshotTailSlots` of it for peers a little behind. */
@@ -351,11 +365,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       return;
     }
     if (message.type === "snapshot-chunk") {
-      const snapshot = this.transfer.onChunk(message, (progress) => this.emit("snapshot", progress));
-      if (snapshot !== undefined) {
-        this.pendingInstall = snapshot;
-        this.scheduleDrain();
-      }
+      if (!this.stopped && this.fatalError === undefined) this.transfer.onChunk(message);
       return;
     }
     this.input((replica) => replica.step(message));
@@ -365,8 +375,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private prepareServedSnapshot(): void {
     if (this.preparingServed) return;
     this.preparingServed = true;
-    const { write } = this.host.beginSnapshot();
-    write()
+    const { handle, chunks } = this.host.beginSnapshot();
+    BufferedSnapshot.of(handle, chunks())
       .then((snapshot) => this.transfer.offer(snapshot))
       .catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))))
       .finally(() => {
@@ -380,16 +390,27 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
    * below it and goes on from the slot after).
    */
   private async installFetched(replica: Replica): Promise<void> {
-    const snapshot = this.pendingInstall;
+    const pending = this.pendingInstall;
     this.pendingInstall = undefined;
-    if (snapshot === undefined || snapshot.handle.slot < replica.status().firstUnchosen) return;
-    await this.config.storage.saveSnapshot(snapshot);
-    if (this.stopped) return;
-    this.host.restore(snapshot);
-    replica.installSnapshot(snapshot.handle);
+    if (pending === undefined) return;
+    const { snapshot, from } = pending;
+    // Storage made it the latest snapshot already; one this replica went past since is no use to it.
     this.transfer.offer(snapshot);
+    if (snapshot.handle.slot < replica.status().firstUnchosen) return;
+    await this.host.restoreFrom(snapshot.handle, snapshotData(snapshot));
+    if (this.stopped) return;
+    replica.installSnapshot(snapshot.handle);
     this.slotsSinceSnapshot = 0;
     this.bytesSinceSnapshot = 0;
+    this.emit("snapshot", { kind: "installed", from, slot: snapshot.handle.slot, size: snapshot.size });
+  }
+
+  /** Chunks of a snapshot being written, ending it (and the write) with an error if the node stops first. */
+  private async *untilStopped(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of chunks) {
+      if (this.stopped) throw new StoppedError("stopped while the snapshot was written; it was not saved");
+      yield chunk;
+    }
   }
 
   private emit<K extends keyof NodeEvents>(event: K, value: NodeEvents[K]): void {

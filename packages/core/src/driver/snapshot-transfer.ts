@@ -1,51 +1,74 @@
 import type { NodeId } from "../ballot.js";
 import { crc32c, fromBase64, toBase64 } from "../bytes.js";
-import type { Snapshot } from "../host.js";
+import { InvalidInputError } from "../errors.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message, type SnapshotChunk, type SnapshotRequest } from "../messages.js";
-import { decodeSnapshot, snapshotHeader } from "../snapshot-stream.js";
+import type { IncomingSnapshot, SnapshotIdentity, SnapshotReceiver, Storage, StoredSnapshot } from "../storage.js";
 
 /** What a transfer reports as it goes (see `SynodNode`'s `snapshot` event). */
 export type SnapshotProgress =
   | { readonly kind: "chunk"; readonly from: NodeId; readonly slot: number; readonly offset: number; readonly size: number }
+  /** A transfer went on from where it stopped: after a restart, or from another replica. */
+  | { readonly kind: "resumed"; readonly from: NodeId; readonly slot: number; readonly offset: number; readonly size: number }
   | { readonly kind: "installed"; readonly from: NodeId; readonly slot: number; readonly size: number }
   | { readonly kind: "rejected"; readonly from: NodeId; readonly reason: string };
 
 interface Incoming {
   readonly minSlot: number;
   /** Replicas to ask, the leader that sent us first. */
-  sources: NodeId[];
+  readonly sources: NodeId[];
   source: number;
-  /** The snapshot being assembled, once its first chunk arrived. */
-  slot: number | undefined;
-  checksum: number;
-  size: number;
-  parts: Uint8Array[];
+  /** The snapshot being received, once known (its first chunk, or what storage kept of it). */
+  snapshot: SnapshotIdentity | undefined;
+  /** Bytes accepted, in order (handed to storage; some may still be on their way to it). */
   received: number;
   /** Chunks are asked for up to here (a few ahead of `received`, so that round trips overlap). */
   requested: number;
+  /** The replica the last accepted chunk came from. */
+  lastFrom: NodeId | undefined;
+  /** Every byte arrived; storage is checking and installing them. */
+  completing: boolean;
   /** Ticks since the last chunk (or request). */
   idleTicks: number;
 }
 
+/** Where the transfer hands what it needs from its replica. */
+export interface TransferHooks {
+  readonly send: (message: Message) => void;
+  readonly storage: Pick<Storage, "receiveSnapshot">;
+  /** A snapshot arrived whole and checked out, and storage made it the latest: install it. */
+  readonly received: (snapshot: StoredSnapshot, from: NodeId) => void;
+  readonly report: (progress: SnapshotProgress) => void;
+  /** Storage failed under a transfer: the replica cannot go on. */
+  readonly fail: (error: Error) => void;
+}
+
 /**
  * Moves snapshots between replicas in checksummed chunks, pulled by the
- * receiver, a few requests ahead so that round trips overlap. A request names the transfer under way (slot,
- * checksum, bytes received), so a transfer cut off halfway goes on where it
- * stopped, from the same replica or any other with the same snapshot; only
- * a replica with another snapshot starts it afresh. Each chunk carries its
- * own CRC32C and the whole snapshot's, and the assembled bytes are checked
- * before anything is installed.
+ * receiver, a few requests ahead so that round trips overlap. A request
+ * names the transfer under way (slot, checksum, bytes received), so a
+ * transfer cut off halfway goes on where it stopped: from the same replica
+ * or any other with the same snapshot, and after a restart of the receiver
+ * (storage keeps the bytes that arrived). Only a replica with another
+ * snapshot starts it afresh. Each chunk carries its own CRC32C and the
+ * whole snapshot's; storage checks the whole before anything is installed.
  *
- * Serving keeps the encoding of this replica's latest snapshot in memory.
+ * Neither side holds a snapshot in memory: the sender reads each chunk
+ * from its stored snapshot, and the receiver appends each to storage.
  */
 export class SnapshotTransfer {
-  /** What this replica serves: its latest snapshot's header and data (the data itself, not a copy). */
-  private served: { readonly slot: number; readonly header: Uint8Array; readonly data: Uint8Array; readonly size: number; readonly checksum: number } | undefined;
+  /** What this replica serves: its latest snapshot. */
+  private served: StoredSnapshot | undefined;
+  /** Reads for chunks run one after another, so replies leave in the order asked. */
+  private serving: Promise<void> = Promise.resolve();
   private incoming: Incoming | undefined;
+  /** What storage kept of a transfer cut off before this replica restarted. */
+  private kept: IncomingSnapshot | undefined;
+  /** Storage writes of received bytes, one after another. */
+  private writes: Promise<SnapshotReceiver | undefined> = Promise.resolve(undefined);
 
   constructor(
     private readonly self: NodeId,
-    private readonly send: (message: Message) => void,
+    private readonly hooks: TransferHooks,
     private readonly chunkBytes: number,
     /** Ticks without a chunk before asking again, from the next replica. */
     private readonly stallTicks: number,
@@ -54,16 +77,19 @@ export class SnapshotTransfer {
   ) {}
 
   /** This replica's latest snapshot: what it serves from now on. */
-  offer(snapshot: Snapshot): void {
-    if (this.served !== undefined && this.served.slot >= snapshot.handle.slot) return;
-    const header = snapshotHeader(snapshot.handle);
-    const checksum = crc32c(snapshot.data, crc32c(header));
-    this.served = { slot: snapshot.handle.slot, header, data: snapshot.data, size: header.length + snapshot.data.length, checksum };
+  offer(snapshot: StoredSnapshot): void {
+    if (this.served !== undefined && this.served.handle.slot >= snapshot.handle.slot) return;
+    this.served = snapshot;
+  }
+
+  /** A transfer that storage kept from before a restart: the next `want` it covers goes on from it. */
+  keep(incoming: IncomingSnapshot | undefined): void {
+    this.kept = incoming;
   }
 
   /** True when this replica has a snapshot at `minSlot` or later to serve. */
   canServe(minSlot: number): boolean {
-    return this.served !== undefined && this.served.slot >= minSlot;
+    return this.served !== undefined && this.served.handle.slot >= minSlot;
   }
 
   /** True while a transfer is under way. */
@@ -77,103 +103,159 @@ export class SnapshotTransfer {
     if (current !== undefined && current.minSlot >= minSlot) return;
     const ordered = [...new Set(sources)].filter((id) => id !== this.self);
     if (ordered.length === 0) return;
-    this.incoming = { minSlot, sources: ordered, source: 0, slot: undefined, checksum: 0, size: 0, parts: [], received: 0, requested: 0, idleTicks: 0 };
+    const kept = this.kept !== undefined && this.kept.slot >= minSlot ? this.kept : undefined;
+    this.kept = undefined;
+    this.incoming = {
+      minSlot,
+      sources: ordered,
+      source: 0,
+      snapshot: kept,
+      received: kept?.received ?? 0,
+      requested: kept?.received ?? 0,
+      lastFrom: undefined,
+      completing: false,
+      idleTicks: 0,
+    };
+    if (kept !== undefined) this.openReceiver(kept);
     this.request();
   }
 
   /** Counts a tick; a transfer with no chunk for `stallTicks` asks the next replica, resuming where it stopped. */
   tick(): void {
     const incoming = this.incoming;
-    if (incoming === undefined) return;
+    if (incoming === undefined || incoming.completing) return;
     incoming.idleTicks += 1;
     if (incoming.idleTicks < this.stallTicks) return;
-    incoming.source = (incoming.source + 1) % incoming.sources.length;
-    this.request();
+    this.nextSource(incoming);
   }
 
   /** Answers a request with the next chunk of this replica's latest snapshot. */
   onRequest(request: SnapshotRequest): void {
     const served = this.served;
     const reply = { type: "snapshot-chunk" as const, from: this.self, to: request.from };
-    if (served === undefined || served.slot < request.minSlot) {
-      this.send({ ...reply, available: false, slot: served?.slot ?? -1, checksum: 0, size: 0, offset: 0, data: "", crc: 0 });
+    const unavailable = () => this.hooks.send({ ...reply, available: false, slot: served?.handle.slot ?? -1, checksum: 0, size: 0, offset: 0, data: "", crc: 0 });
+    if (served === undefined || served.handle.slot < request.minSlot) {
+      unavailable();
       return;
     }
     const resume = request.resume;
-    const offset = resume !== undefined && resume.slot === served.slot && resume.checksum === served.checksum ? Math.min(resume.offset, served.size) : 0;
-    const chunk = chunkOf(served, offset, Math.min(request.length, MAX_SNAPSHOT_CHUNK_BYTES));
-    this.send({ ...reply, available: true, slot: served.slot, checksum: served.checksum, size: served.size, offset, data: toBase64(chunk), crc: crc32c(chunk) });
+    const same = resume !== undefined && resume.slot === served.handle.slot && resume.checksum === served.checksum;
+    const offset = same ? Math.min(resume.offset, served.size) : 0;
+    this.serving = this.serving.then(async () => {
+      let chunk: Uint8Array;
+      try {
+        chunk = await served.read(offset, Math.min(request.length, MAX_SNAPSHOT_CHUNK_BYTES));
+      } catch {
+        // Dropped under us (a newer snapshot replaced it): the receiver asks again, or asks another.
+        unavailable();
+        return;
+      }
+      this.hooks.send({ ...reply, available: true, slot: served.handle.slot, checksum: served.checksum, size: served.size, offset, data: toBase64(chunk), crc: crc32c(chunk) });
+    });
   }
 
-  /** Takes a chunk; returns the snapshot once all of it arrived and checked out. */
-  onChunk(chunk: SnapshotChunk, report: (progress: SnapshotProgress) => void): Snapshot | undefined {
+  /** Takes a chunk: appends it to storage if it is the next one, and asks for more. */
+  onChunk(chunk: SnapshotChunk): void {
     const incoming = this.incoming;
-    if (incoming === undefined || chunk.from !== incoming.sources[incoming.source]) return undefined;
+    if (incoming === undefined || incoming.completing || chunk.from !== incoming.sources[incoming.source]) return;
     incoming.idleTicks = 0;
     if (!chunk.available || chunk.slot < incoming.minSlot) {
       // This one has nothing recent enough: ask the next.
-      incoming.source = (incoming.source + 1) % incoming.sources.length;
-      this.request();
-      return undefined;
+      this.nextSource(incoming);
+      return;
     }
     let data: Uint8Array;
     try {
       data = fromBase64(chunk.data);
     } catch {
-      return this.reject(chunk.from, "a chunk is not base64", report);
+      this.reject(incoming, chunk.from, "a chunk is not base64");
+      return;
     }
-    if (crc32c(data) !== chunk.crc) return this.reject(chunk.from, `the chunk at ${chunk.offset} fails its checksum`, report);
-    if (incoming.slot !== chunk.slot || incoming.checksum !== chunk.checksum || incoming.size !== chunk.size) {
+    if (crc32c(data) !== chunk.crc) {
+      this.reject(incoming, chunk.from, `the chunk at ${chunk.offset} fails its checksum`);
+      return;
+    }
+    const known = incoming.snapshot;
+    if (known === undefined || known.slot !== chunk.slot || known.checksum !== chunk.checksum || known.size !== chunk.size) {
       // Another snapshot than the one under way (or the first chunk): start it afresh.
-      if (chunk.offset !== 0) return this.reject(chunk.from, "a new snapshot did not start at offset 0", report);
-      incoming.slot = chunk.slot;
-      incoming.checksum = chunk.checksum;
-      incoming.size = chunk.size;
-      incoming.parts = [];
+      if (chunk.offset !== 0) {
+        this.reject(incoming, chunk.from, "a new snapshot did not start at offset 0");
+        return;
+      }
+      incoming.snapshot = { slot: chunk.slot, checksum: chunk.checksum, size: chunk.size };
       incoming.received = 0;
       incoming.requested = 0;
+      incoming.lastFrom = undefined;
+      this.openReceiver(incoming.snapshot);
     }
     if (chunk.offset === incoming.received && data.length > 0) {
-      incoming.parts.push(data);
+      if (incoming.lastFrom !== chunk.from && chunk.offset > 0) this.hooks.report({ kind: "resumed", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
+      incoming.lastFrom = chunk.from;
+      this.append(data);
       incoming.received += data.length;
       if (incoming.requested < incoming.received) incoming.requested = incoming.received;
-      report({ kind: "chunk", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
+      this.hooks.report({ kind: "chunk", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
     }
-    if (incoming.received < incoming.size) {
+    if (incoming.received < chunk.size) {
       this.requestAhead();
+      return;
+    }
+    incoming.completing = true;
+    const from = chunk.from;
+    this.writes = this.writes.then(async (receiver) => {
+      if (receiver === undefined) return undefined;
+      try {
+        const stored = await receiver.complete();
+        if (this.incoming === incoming) this.incoming = undefined;
+        this.hooks.received(stored, from);
+      } catch (error) {
+        if (!(error instanceof InvalidInputError)) throw error;
+        incoming.completing = false;
+        this.reject(incoming, from, error.message);
+      }
       return undefined;
-    }
-    const bytes = new Uint8Array(incoming.size);
-    let at = 0;
-    for (const part of incoming.parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    incoming.parts = [];
-    if (crc32c(bytes) !== incoming.checksum) return this.reject(chunk.from, "the assembled snapshot fails its checksum", report);
-    let snapshot: Snapshot;
-    try {
-      snapshot = decodeSnapshot(bytes);
-    } catch (error) {
-      return this.reject(chunk.from, (error as Error).message, report);
-    }
-    this.incoming = undefined;
-    report({ kind: "installed", from: chunk.from, slot: snapshot.handle.slot, size: bytes.length });
-    return snapshot;
+    });
+    this.watchWrites();
   }
 
   /** Drops what arrived (it cannot be trusted) and starts over from the next replica. */
-  private reject(from: NodeId, reason: string, report: (progress: SnapshotProgress) => void): undefined {
-    const incoming = this.incoming;
-    report({ kind: "rejected", from, reason });
-    if (incoming === undefined) return undefined;
-    incoming.slot = undefined;
-    incoming.parts = [];
+  private reject(incoming: Incoming, from: NodeId, reason: string): void {
+    this.hooks.report({ kind: "rejected", from, reason });
+    incoming.snapshot = undefined;
     incoming.received = 0;
     incoming.requested = 0;
+    incoming.lastFrom = undefined;
+    this.nextSource(incoming);
+  }
+
+  private nextSource(incoming: Incoming): void {
     incoming.source = (incoming.source + 1) % incoming.sources.length;
     this.request();
-    return undefined;
+  }
+
+  /** Starts (or goes on with) storing a snapshot, after the writes queued before. */
+  private openReceiver(snapshot: SnapshotIdentity): void {
+    this.writes = this.writes.then(() => this.hooks.storage.receiveSnapshot(snapshot));
+    this.watchWrites();
+  }
+
+  private append(data: Uint8Array): void {
+    this.writes = this.writes.then(async (receiver) => {
+      await receiver?.append(data);
+      return receiver;
+    });
+    this.watchWrites();
+  }
+
+  /** A storage failure under a transfer stops the replica, as any storage failure does. */
+  private watchWrites(): void {
+    const writes = this.writes;
+    writes.catch((error: unknown) => {
+      if (this.writes !== writes) return;
+      this.incoming = undefined;
+      this.writes = Promise.resolve(undefined);
+      this.hooks.fail(error instanceof Error ? error : new Error(String(error)));
+    });
   }
 
   /** Asks the current source from what arrived: one request while the snapshot is unknown, else a window of them. */
@@ -182,42 +264,36 @@ export class SnapshotTransfer {
     if (incoming === undefined) return;
     incoming.idleTicks = 0;
     incoming.requested = incoming.received;
-    if (incoming.slot === undefined) {
-      this.send({ type: "snapshot-request", from: this.self, to: incoming.sources[incoming.source] as NodeId, minSlot: incoming.minSlot, length: this.chunkBytes });
+    if (incoming.snapshot === undefined) {
+      this.hooks.send({ type: "snapshot-request", from: this.self, to: incoming.sources[incoming.source] as NodeId, minSlot: incoming.minSlot, length: this.chunkBytes });
       return;
     }
-    this.requestAhead();
+    this.requestAhead(true);
   }
 
-  /** Keeps `window` chunk requests in flight ahead of what arrived. */
-  private requestAhead(): void {
+  /**
+   * Keeps `window` chunk requests in flight ahead of what arrived; `first`
+   * asks at least once, even with every byte asked for or stored: a source
+   * that has another snapshot answers with its own, and one that has this
+   * one answers past the end, which completes it.
+   */
+  private requestAhead(first = false): void {
     const incoming = this.incoming;
-    if (incoming === undefined || incoming.slot === undefined) return;
+    const snapshot = incoming?.snapshot;
+    if (incoming === undefined || snapshot === undefined) return;
     if (incoming.requested < incoming.received) incoming.requested = incoming.received;
     const to = incoming.sources[incoming.source] as NodeId;
-    while (incoming.requested < incoming.size && incoming.requested < incoming.received + this.window * this.chunkBytes) {
-      this.send({
+    while (first || (incoming.requested < snapshot.size && incoming.requested < incoming.received + this.window * this.chunkBytes)) {
+      first = false;
+      this.hooks.send({
         type: "snapshot-request",
         from: this.self,
         to,
         minSlot: incoming.minSlot,
-        resume: { slot: incoming.slot, checksum: incoming.checksum, offset: incoming.requested },
+        resume: { slot: snapshot.slot, checksum: snapshot.checksum, offset: incoming.requested },
         length: this.chunkBytes,
       });
       incoming.requested += this.chunkBytes;
     }
   }
-}
-
-/** Bytes `[offset, offset + length)` of a served snapshot (its header, then its data), copied into one chunk. */
-function chunkOf(served: { readonly header: Uint8Array; readonly data: Uint8Array; readonly size: number }, offset: number, length: number): Uint8Array {
-  const end = Math.min(served.size, offset + length);
-  const chunk = new Uint8Array(Math.max(0, end - offset));
-  const headerLength = served.header.length;
-  if (offset < headerLength) chunk.set(served.header.subarray(offset, Math.min(headerLength, end)));
-  if (end > headerLength) {
-    const from = Math.max(offset, headerLength);
-    chunk.set(served.data.subarray(from - headerLength, end - headerLength), from - offset);
-  }
-  return chunk;
 }

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { type Ballot, ZERO_BALLOT } from "../ballot.js";
-import type { Snapshot } from "../host.js";
+import { crc32c } from "../bytes.js";
+import { InvalidInputError } from "../errors.js";
+import { type Snapshot, collectChunks } from "../host.js";
 import type { PersistBatch } from "../replica.js";
-import type { Storage } from "../storage.js";
+import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
+import type { Storage, StoredSnapshot } from "../storage.js";
 import type { SlotRecord } from "../values.js";
 
 /** How the suite gets a storage, and the same storage again after a "restart". */
@@ -23,10 +26,20 @@ const record = (slot: number, round: number, value: string, chosen = false): Slo
   chosen,
 });
 const batch = (parts: Partial<PersistBatch>): PersistBatch => ({ promised: undefined, records: [], chosen: [], truncateBefore: undefined, ...parts });
-const snapshot = (slot: number): Snapshot => ({
+const snapshot = (slot: number, dataBytes = 4): Snapshot => ({
   handle: { slot, time: slot, configs: [{ id: -1, voters: ["a", "b", "c"], learners: [] }], sessions: [{ session: "s", lastSeq: slot, lastOutcome: { ok: true, result: slot }, lastActive: slot }] },
-  data: new Uint8Array([1, 2, 3, slot % 256]),
+  data: Uint8Array.from({ length: dataBytes }, (_, index) => (index * 31 + slot) % 256),
 });
+/** `data` in pieces of `size` bytes, as a state machine streams it. */
+function* pieces(data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+/** A stored snapshot's encoding, read back in ranges of `size`. */
+async function encodingOf(stored: StoredSnapshot, size = 1000): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (let offset = 0; offset < stored.size; offset += size) parts.push(await stored.read(offset, size));
+  return collectChunks(parts);
+}
 
 /**
  * The assertions every `Storage` must pass (in the manner of automerge-repo's
@@ -103,15 +116,62 @@ export function runStorageConformance(name: string, harness: StorageHarness): vo
         return storage;
       }));
 
-    it("installs snapshots atomically and returns the latest", () =>
+    it("writes snapshots from chunks, atomically, and returns the latest, read in ranges", () =>
       withStorage(async (first) => {
-        await first.saveSnapshot(snapshot(10));
-        await first.saveSnapshot(snapshot(20));
+        await first.writeSnapshot(snapshot(10).handle, [snapshot(10).data]);
+        const written = await first.writeSnapshot(snapshot(20, 5000).handle, pieces(snapshot(20, 5000).data, 333));
+        const expected = new BufferedSnapshot(snapshot(20, 5000).handle, snapshot(20, 5000).data);
+        expect(written.size).toBe(expected.size);
+        expect(written.checksum).toBe(expected.checksum);
+        const storage = await harness.reopen(first);
+        const stored = (await storage.load()).snapshot as StoredSnapshot;
+        expect(stored.handle).toEqual(snapshot(20).handle);
+        expect(stored.checksum).toBe(expected.checksum);
+        const encoding = await encodingOf(stored, 777);
+        expect(crc32c(encoding)).toBe(expected.checksum);
+        expect([...(await collectChunks(snapshotData(stored, 1024)))]).toEqual([...snapshot(20, 5000).data]);
+        expect((await stored.read(stored.size, 10)).length).toBe(0);
+        return storage;
+      }));
+
+    it("receives a snapshot in pieces, keeps the pieces across a restart, and goes on from them", () =>
+      withStorage(async (first) => {
+        const source = new BufferedSnapshot(snapshot(30, 9000).handle, snapshot(30, 9000).data);
+        const identity = { slot: 30, checksum: source.checksum, size: source.size };
+        const encoding = await encodingOf(source);
+        const receiving = await first.receiveSnapshot(identity);
+        await receiving.append(encoding.subarray(0, 4000));
         const storage = await harness.reopen(first);
         const state = await storage.load();
-        expect(state.snapshot?.handle).toEqual(snapshot(20).handle);
-        expect([...(state.snapshot?.data ?? [])]).toEqual([...snapshot(20).data]);
+        expect(state.incoming).toEqual({ ...identity, received: 4000 });
+        expect(state.snapshot).toBeUndefined();
+        const resumed = await storage.receiveSnapshot(identity);
+        expect(resumed.received).toBe(4000);
+        await resumed.append(encoding.subarray(4000));
+        const stored = await resumed.complete();
+        expect(stored.handle).toEqual(source.handle);
+        const again = await storage.load();
+        expect(again.snapshot?.handle).toEqual(source.handle);
+        expect(again.incoming).toBeUndefined();
+        expect(crc32c(await encodingOf(again.snapshot as StoredSnapshot))).toBe(source.checksum);
         return storage;
+      }));
+
+    it("a snapshot received for another identity starts afresh, and bytes that fail the checksum are refused", () =>
+      withStorage(async (storage) => {
+        const source = new BufferedSnapshot(snapshot(40, 3000).handle, snapshot(40, 3000).data);
+        const encoding = await encodingOf(source);
+        const stale = await storage.receiveSnapshot({ slot: 35, checksum: 1, size: 100 });
+        await stale.append(new Uint8Array(50));
+        const fresh = await storage.receiveSnapshot({ slot: 40, checksum: source.checksum, size: source.size });
+        expect(fresh.received).toBe(0);
+        const damaged = Uint8Array.from(encoding);
+        damaged[damaged.length - 1] = (damaged[damaged.length - 1] as number) ^ 1;
+        await fresh.append(damaged);
+        await expect(fresh.complete()).rejects.toThrow(InvalidInputError);
+        const state = await storage.load();
+        expect(state.snapshot).toBeUndefined();
+        expect(state.incoming).toBeUndefined();
       }));
 
     it("concurrent persists resolve in order and all land", () =>

@@ -2,6 +2,7 @@ import {
   type Ballot,
   type ChosenEntry,
   DurableImage,
+  type Snapshot,
   type Message,
   type PersistBatch,
   type PlantedBug,
@@ -20,7 +21,7 @@ import { KvMachine, type KvOp, type KvQuery, type KvTest } from "./kv-machine.js
 export class SimNode {
   readonly id: string;
   /** What survives a crash: everything synced. */
-  readonly durable = new DurableImage(ZERO_BALLOT);
+  readonly durable = new DurableImage<Snapshot>(ZERO_BALLOT);
   up = true;
   /** Bumped at every crash so that events of a dead incarnation are ignored. */
   incarnation = 0;
