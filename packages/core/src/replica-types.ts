@@ -26,6 +26,12 @@ export interface ReplicaOptions {
   maxPromiseEntries: number;
   /** Most entries in one `success` message to a lagging replica. */
   maxSuccessEntries: number;
+  /**
+   * Most estimated bytes of values in one promise or `success` (at least one
+   * entry is always sent): keeps catch-up messages well under the
+   * transport's frame limit (transport-ws: 16 MiB) when slots are large.
+   */
+  maxMessageBytes: number;
   /** Most commands queued at the leader waiting for a slot before proposals are refused. */
   maxQueuedCommands: number;
   /**
@@ -45,6 +51,7 @@ export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
   maxInflightBytes: 8 * 1024 * 1024,
   maxPromiseEntries: 512,
   maxSuccessEntries: 256,
+  maxMessageBytes: 4 * 1024 * 1024,
   maxQueuedCommands: 100_000,
   alpha: 64,
 });

@@ -476,7 +476,7 @@ export class Replica {
       if (message.from !== this.id) this.becomeFollower(undefined);
     }
     const omitChosen = this.bugs.has("promise-omits-chosen");
-    const found = this.log.recordsFrom(message.fromSlot, this.options.maxPromiseEntries, (state) => !(omitChosen && state.chosen));
+    const found = this.log.recordsFrom(message.fromSlot, this.options.maxPromiseEntries, this.options.maxMessageBytes, (state) => !(omitChosen && state.chosen));
     const noMoreAccepted = found.complete || this.bugs.has("no-more-accepted-early");
     const promise: PromiseMessage = {
       type: "promise",
@@ -883,9 +883,13 @@ export class Replica {
       return;
     }
     const entries: AcceptEntry[] = [];
+    let bytes = 0;
     for (let slot = progress.firstUnchosen; slot < this.firstUnchosen && entries.length < this.options.maxSuccessEntries; slot += 1) {
       const state = this.log.get(slot);
-      if (state?.chosen) entries.push({ slot, value: state.value });
+      if (!state?.chosen) continue;
+      bytes += valueSize(state.value);
+      if (entries.length > 0 && bytes > this.options.maxMessageBytes) break;
+      entries.push({ slot, value: state.value });
     }
     if (entries.length === 0) return;
     progress.successInFlightSinceTick = this.currentTick;

@@ -1,5 +1,5 @@
 import { type Ballot, ZERO_BALLOT, compareBallots } from "./ballot.js";
-import type { SlotRecord, Value } from "./values.js";
+import { type SlotRecord, type Value, valueSize } from "./values.js";
 
 /** One slot as the acceptor holds it. */
 export interface SlotState {
@@ -83,13 +83,19 @@ export class SlotLog {
   recordsFrom(
     fromSlot: number,
     limit: number,
+    maxBytes: number,
     include: (state: SlotState) => boolean = () => true,
   ): { records: SlotRecord[]; nextSlot: number; complete: boolean } {
     const records: SlotRecord[] = [];
+    let bytes = 0;
     let slot = Math.max(fromSlot, this.start);
     for (; slot <= this.last && records.length < limit; slot += 1) {
       const state = this.slots.get(slot);
-      if (state !== undefined && include(state)) records.push({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
+      if (state === undefined || !include(state)) continue;
+      bytes += valueSize(state.value);
+      // Always at least one record, however large, so that the caller makes progress.
+      if (records.length > 0 && bytes > maxBytes) break;
+      records.push({ slot, ballot: state.ballot, value: state.value, chosen: state.chosen });
     }
     return { records, nextSlot: slot, complete: slot > this.last };
   }

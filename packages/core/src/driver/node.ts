@@ -497,8 +497,9 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.emitChanges(replica);
       const wanted = replica.wantsSnapshot;
       if (wanted !== undefined && this.pendingInstall === undefined) {
+        // The leader is busiest: ask the other voters first, then the leader, then the learners.
         const config = replica.status().config;
-        this.transfer.want(wanted.minSlot, [wanted.from, ...config.voters, ...config.learners]);
+        this.transfer.want(wanted.minSlot, [...config.voters.filter((id) => id !== wanted.from), wanted.from, ...config.learners]);
       }
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)));
