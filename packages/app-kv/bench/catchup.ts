@@ -93,8 +93,17 @@ async function measure(script: string, megabytes: number): Promise<string> {
     );
     await Promise.all(writers.map((writer) => writer.close()));
     const fillSeconds = (performance.now() - fillStartedAt) / 1_000;
-    // Time for the snapshot at the end of the fill to be written and the log compacted behind it.
-    await sleep(2_000);
+    // The snapshot at the end of the fill is written and the log compacted behind it on every replica.
+    await until(
+      async () => {
+        const views = await Promise.all(cluster.urls.map((url) => probe.replicaStatus(url).catch(() => undefined) as Promise<{ logStart?: number } | undefined>));
+        return views.every((view) => (view?.logStart ?? 0) > 0);
+      },
+      600_000,
+      "every replica to snapshot and compact its log",
+      500,
+    );
+    await sleep(1_000);
 
     const load = writeLoad(cluster.urls);
     const before = await rate(load, 3_000);

@@ -4,20 +4,43 @@
  * messages. Plain TypeScript, so they run in every runtime.
  */
 
-const CRC32C_TABLE = (() => {
-  const table = new Uint32Array(256);
+/** Slicing-by-8 tables: `CRC32C_TABLES[k][b]` is the CRC of byte `b` followed by `k` zero bytes. */
+const CRC32C_TABLES = (() => {
+  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
+  const first = tables[0] as Uint32Array;
   for (let index = 0; index < 256; index += 1) {
     let crc = index;
     for (let bit = 0; bit < 8; bit += 1) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-    table[index] = crc >>> 0;
+    first[index] = crc >>> 0;
   }
-  return table;
+  for (let index = 0; index < 256; index += 1) {
+    for (let k = 1; k < 8; k += 1) {
+      const previous = (tables[k - 1] as Uint32Array)[index] as number;
+      (tables[k] as Uint32Array)[index] = (previous >>> 8) ^ (first[previous & 0xff] as number);
+    }
+  }
+  return tables;
 })();
+const [T0, T1, T2, T3, T4, T5, T6, T7] = CRC32C_TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
 
-/** CRC32C of `bytes`, continuing from `crc` (0 to start). */
+/** CRC32C of `bytes`, continuing from `crc` (0 to start). Eight bytes a step (slicing-by-8). */
 export function crc32c(bytes: Uint8Array, crc = 0): number {
   let value = ~crc >>> 0;
-  for (let index = 0; index < bytes.length; index += 1) value = (CRC32C_TABLE[(value ^ (bytes[index] as number)) & 0xff] as number) ^ (value >>> 8);
+  let index = 0;
+  const end8 = bytes.length - (bytes.length % 8);
+  for (; index < end8; index += 8) {
+    const low = value ^ ((bytes[index] as number) | ((bytes[index + 1] as number) << 8) | ((bytes[index + 2] as number) << 16) | ((bytes[index + 3] as number) << 24));
+    value =
+      (T7[low & 0xff] as number) ^
+      (T6[(low >>> 8) & 0xff] as number) ^
+      (T5[(low >>> 16) & 0xff] as number) ^
+      (T4[low >>> 24] as number) ^
+      (T3[bytes[index + 4] as number] as number) ^
+      (T2[bytes[index + 5] as number] as number) ^
+      (T1[bytes[index + 6] as number] as number) ^
+      (T0[bytes[index + 7] as number] as number);
+  }
+  for (; index < bytes.length; index += 1) value = (T0[(value ^ (bytes[index] as number)) & 0xff] as number) ^ (value >>> 8);
   return ~value >>> 0;
 }
 
@@ -31,8 +54,23 @@ const DECODE = (() => {
 const ASCII_DECODER = new TextDecoder();
 const ASCII_ENCODER = new TextEncoder();
 
+/**
+ * The host's native base64, where there is one (Node, Bun): several times
+ * faster than the portable code below, which every other runtime uses.
+ */
+interface NativeBuffer {
+  from(bytes: ArrayBufferLike, offset: number, length: number): { toString(encoding: "base64"): string };
+  from(text: string, encoding: "base64"): Uint8Array;
+}
+const NATIVE = (globalThis as { Buffer?: NativeBuffer }).Buffer;
+
 /** Base64 of `bytes`, built as ASCII bytes and decoded once (no string concatenation per character). */
 export function toBase64(bytes: Uint8Array): string {
+  if (NATIVE !== undefined) return NATIVE.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  return portableToBase64(bytes);
+}
+
+export function portableToBase64(bytes: Uint8Array): string {
   const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
   let at = 0;
   let index = 0;
@@ -57,6 +95,16 @@ export function toBase64(bytes: Uint8Array): string {
 
 /** Decodes base64; throws `RangeError` on anything that is not. */
 export function fromBase64(text: string): Uint8Array {
+  if (NATIVE !== undefined) {
+    // The native decoder skips what is not base64: only a canonical round trip proves the text was.
+    const bytes = NATIVE.from(text, "base64");
+    if (toBase64(bytes) !== text) throw new RangeError("not canonical base64");
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return portableFromBase64(text);
+}
+
+export function portableFromBase64(text: string): Uint8Array {
   const input = ASCII_ENCODER.encode(text);
   if (input.length % 4 !== 0) throw new RangeError("base64 length is not a multiple of 4");
   const padding = input.length === 0 ? 0 : input[input.length - 1] === 61 ? (input[input.length - 2] === 61 ? 2 : 1) : 0;

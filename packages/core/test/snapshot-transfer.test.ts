@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryNetwork, MemoryStorage, type NodeId, type SnapshotHandle, type SnapshotProgress, SynodNode, crc32c, decodeSnapshot, encodeSnapshot, fromBase64, toBase64 } from "../src/index.js";
 
+import { portableFromBase64, portableToBase64 } from "../src/bytes.js";
 import { ListMachine } from "../src/testing/index.js";
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
@@ -162,6 +163,38 @@ describe("snapshot transfer to a replica too far behind for the log", () => {
 });
 
 describe("snapshot bytes", () => {
+  it("CRC32C (eight bytes a step) equals the bit-by-bit definition at every length and offset, and both base64 codecs agree with Node's", () => {
+    const bitwise = (bytes: Uint8Array): number => {
+      let crc = 0xffffffff;
+      for (const byte of bytes) {
+        crc ^= byte;
+        for (let bit = 0; bit < 8; bit += 1) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+      }
+      return ~crc >>> 0;
+    };
+    const bytes = Uint8Array.from({ length: 300 }, (_, index) => (index * 167 + 13) & 0xff);
+    for (let length = 0; length <= 40; length += 1) {
+      for (const offset of [0, 1, 3, 7]) {
+        const part = bytes.subarray(offset, offset + length);
+        expect(crc32c(part), `length ${length} offset ${offset}`).toBe(bitwise(part));
+        // Continuing from a CRC is the CRC of the concatenation.
+        expect(crc32c(part.subarray(length >> 1), crc32c(part.subarray(0, length >> 1)))).toBe(bitwise(part));
+      }
+    }
+    for (const length of [0, 1, 2, 3, 4, 5, 299, 300]) {
+      const part = bytes.subarray(0, length);
+      const expected = Buffer.from(part).toString("base64");
+      expect(portableToBase64(part)).toBe(expected);
+      expect(toBase64(part)).toBe(expected);
+      expect([...portableFromBase64(expected)]).toEqual([...part]);
+      expect([...fromBase64(expected)]).toEqual([...part]);
+    }
+    for (const bad of ["a$==", "QQ", "QQ=", "Q===", "QQ==QQ==", " QQ=="]) {
+      expect(() => fromBase64(bad), bad).toThrow(RangeError);
+      expect(() => portableFromBase64(bad), bad).toThrow(RangeError);
+    }
+  });
+
   it("CRC32C and base64 match their standard values; a snapshot survives encoding, and a damaged one is refused", () => {
     expect(crc32c(new TextEncoder().encode("123456789"))).toBe(0xe3069283);
     const bytes = Uint8Array.from({ length: 1000 }, (_, index) => (index * 37) & 0xff);
