@@ -14,6 +14,7 @@ Run a replica:
   serve flags: --id ID  --members ID=URL,...  --data-dir DIR  --listen HOST:PORT  --cluster-id NAME
                --secret SECRET (or SYNOD_SECRET)  --rejoin  --join (a new replica of a running cluster)  --tick-ms N  --log-level debug|info|warn|error
                --snapshot-every-slots N  --snapshot-every-bytes N  --snapshot-tail-slots N  --snapshot-chunk-bytes N
+               --lease-ms N (master lease; 0: a read-index round per read)  --max-clock-drift F (the clock bound leases assume, default 0.01)
                --quota-bytes N  --max-value-bytes N  --retain-revisions N
 
 Talk to a cluster (endpoints: --endpoints URL,... or SYNOD_ENDPOINTS; default ws://127.0.0.1:7401):

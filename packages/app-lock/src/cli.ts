@@ -13,7 +13,8 @@ Run a replica:
   synod-lock serve --config replica.json      (the server's configuration as JSON; flags override it)
   serve flags: --id ID  --members ID=URL,...  --data-dir DIR  --listen HOST:PORT  --cluster-id NAME
                --secret SECRET (or SYNOD_SECRET)  --rejoin  --join (a new replica of a running cluster)  --tick-ms N
-               --snapshot-every-slots N  --snapshot-every-bytes N  --snapshot-tail-slots N  --snapshot-chunk-bytes N  --log-level debug|info|warn|error
+               --snapshot-every-slots N  --snapshot-every-bytes N  --snapshot-tail-slots N  --snapshot-chunk-bytes N
+               --lease-ms N (master lease; 0: a read-index round per read)  --max-clock-drift F (the clock bound leases assume, default 0.01)  --log-level debug|info|warn|error
 
 Run a 3-replica cluster on this machine (development; data kept between runs):
   synod-lock dev [--data-dir DIR] [--port 7501]        (replicas on ports 7501-7503 by default; Ctrl-C stops them)

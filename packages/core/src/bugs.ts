@@ -26,6 +26,10 @@ export const PLANTED_BUGS = [
   "read-without-quorum",
   /** A configuration takes effect at the slot after the one that chose it, while the leader keeps many slots in flight: the leader can count votes with the wrong quorum. */
   "config-without-alpha",
+  /** The leader counts its lease as long as the acceptors' promise, as if clocks could not drift. */
+  "lease-ignores-drift",
+  /** An acceptor answers a leader's heartbeat without promising to refuse other prepares for the lease: a new leader can be chosen while the old one still serves lease reads. */
+  "lease-not-honoured",
 ] as const;
 
 export type PlantedBug = (typeof PLANTED_BUGS)[number];

@@ -40,6 +40,28 @@ export interface ReplicaOptions {
    * of a cluster must use the same value.
    */
   alpha: number;
+  /**
+   * Master leases (Paxos Made Live §5.2), in milliseconds of the injected
+   * clock; 0 turns them off. An acceptor that answers a leader's heartbeat
+   * promises to refuse every other prepare for `leaseMs` of its own clock
+   * (a restarted acceptor, which may have promised before its crash, refuses
+   * them for `leaseMs` after it starts). A leader that a quorum answered
+   * holds the lease from when it sent that heartbeat for
+   * `leaseMs × (1 − maxClockDrift) / (1 + maxClockDrift)` of its own clock,
+   * and serves linearizable reads from its own state meanwhile, without a
+   * read-index round. Every replica of a cluster must use the same value.
+   * Keep it at most the election timeout, or a dead leader's lease holds up
+   * the next election.
+   */
+  leaseMs: number;
+  /**
+   * The clock assumption leases rest on: no replica's clock runs faster or
+   * slower than real time by more than this fraction (0.01 = 1 %). Computers'
+   * monotonic clocks drift by parts per million; the bound also covers a
+   * clock that jumps, which monotonic clocks do not. Beyond it, a lease read
+   * may be stale.
+   */
+  maxClockDrift: number;
 }
 
 export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
@@ -54,6 +76,8 @@ export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = Object.freeze({
   maxMessageBytes: 4 * 1024 * 1024,
   maxQueuedCommands: 100_000,
   alpha: 64,
+  leaseMs: 0,
+  maxClockDrift: 0.01,
 });
 
 /** What a replica finds in its storage when it starts. */
@@ -178,6 +202,10 @@ export interface ReplicaStatus {
   readonly snapshotWanted: { readonly from: NodeId; readonly minSlot: number } | undefined;
   /** On a leader: each other member's progress. */
   readonly peers: readonly PeerStatus[];
+  /** On a leader holding the master lease: milliseconds of it left, by its clock (see `ReplicaOptions.leaseMs`). */
+  readonly leaseRemainingMs: number | undefined;
+  /** Reads this replica served under its lease, without a read-index round, since it started. */
+  readonly leaseReads: number;
 }
 
 export interface PeerStatus {

@@ -75,6 +75,14 @@ export class Replica {
   private leaderId: NodeId | undefined;
   private currentTick = 0;
   private electionElapsed = 0;
+  /**
+   * The master lease this acceptor granted: until its clock reads
+   * `leaseGrantedUntil`, it refuses prepares from anyone but
+   * `leaseGrantedTo` (undefined: from anyone at all, after a restart).
+   */
+  private leaseGrantedUntil = Number.NEGATIVE_INFINITY;
+  private leaseGrantedTo: NodeId | undefined;
+  private leaseReads = 0;
   private electionTimeout: number;
   private heartbeatElapsed = 0;
   /** The highest ballot seen in any prepare, accept, reject or heartbeat: a new candidacy goes above it. */
@@ -118,6 +126,8 @@ export class Replica {
     if (this.handedOutThrough >= this.firstUnchosen) this.skipTo(this.handedOutThrough + 1);
     this.maxBallotSeen = this.promised;
     this.electionTimeout = this.randomElectionTimeout();
+    // It may have granted a lease before it stopped, and it does not remember to whom: honour it for everyone.
+    if (this.options.leaseMs > 0 && compareBallots(this.promised, ZERO_BALLOT) > 0) this.leaseGrantedUntil = this.clock.now() + this.options.leaseMs;
   }
 
   // ---------------------------------------------------------------- inputs
@@ -132,7 +142,8 @@ export class Replica {
     this.electionElapsed += 1;
     // A replica outside the configuration waits three timeouts, so that members go first; one that knows
     // of no voters at all (it joined and has not learned the configuration) has no one to ask.
-    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3) && this.configs.latest.voters.length > 0) this.startPreVote();
+    // A replica whose own acceptor is bound by a lease to another (or, just restarted, to anyone) cannot promise itself: it waits.
+    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3) && this.configs.latest.voters.length > 0 && !this.leaseRefuses(this.id)) this.startPreVote();
   }
 
   /** Handles one message from another replica (or this one, via `advance`). */
@@ -263,9 +274,45 @@ export class Replica {
       this.output.readReady({ id, slot: this.firstUnchosen });
       return id;
     }
-    // Past every slot Phase 1 found too: those may be chosen already, though not yet proposed again.
-    leader.readIndex.add(id, Math.max(leader.nextSlot, leader.phase.maxSlotFound + 1));
+    // The read must see every write acknowledged before it arrived: every slot this leader knows
+    // chosen, and every slot Phase 1 found (those may be chosen already, though not yet proposed
+    // again). Slots still in flight hold writes nobody was told of yet: the read need not wait for them.
+    const leased = this.holdsLease();
+    if (leased) this.leaseReads += 1;
+    leader.readIndex.add(id, Math.max(this.firstUnchosen, leader.phase.maxSlotFound + 1), leased);
+    if (leased) this.checkReads();
     return id;
+  }
+
+  /**
+   * Until when (by this replica's clock) it holds the master lease, if it
+   * leads and a quorum of every configuration in its window answered a
+   * heartbeat recent enough; undefined otherwise. See `ReplicaOptions.leaseMs`.
+   */
+  leaseExpiry(): number | undefined {
+    const leader = this.leader;
+    if (this.options.leaseMs <= 0 || this.role !== "leader" || leader === undefined) return undefined;
+    const sentAt = leader.readIndex.confirmedSentAt(this.electorates().map((config) => config.voters));
+    if (sentAt === undefined) return undefined;
+    const drift = this.bugs.has("lease-ignores-drift") ? 0 : this.options.maxClockDrift;
+    return sentAt + (this.options.leaseMs * (1 - drift)) / (1 + drift);
+  }
+
+  /** True while this replica leads under a lease that has not run out. */
+  private holdsLease(): boolean {
+    const expiry = this.leaseExpiry();
+    return expiry !== undefined && this.clock.now() < expiry;
+  }
+
+  /** True while this acceptor's lease to another replica (or, after a restart, to anyone) has not run out. */
+  private leaseRefuses(candidate: NodeId): boolean {
+    return this.options.leaseMs > 0 && !this.bugs.has("lease-not-honoured") && candidate !== this.leaseGrantedTo && this.clock.now() < this.leaseGrantedUntil;
+  }
+
+  private grantLease(to: NodeId): void {
+    if (this.options.leaseMs <= 0) return;
+    this.leaseGrantedTo = to;
+    this.leaseGrantedUntil = this.clock.now() + this.options.leaseMs;
   }
 
   /** Drops slot records below `beforeSlot`; they must be chosen and already applied (reflected in a snapshot). */
@@ -317,7 +364,16 @@ export class Replica {
       snapshotWanted: this.snapshotWanted,
       configEffectiveSlot: this.configs.latestEffectiveSlot,
       peers: this.leader?.peerStatuses(this.currentTick) ?? [],
+      leaseRemainingMs: this.leaseRemainingMs(),
+      leaseReads: this.leaseReads,
     };
+  }
+
+  private leaseRemainingMs(): number | undefined {
+    const expiry = this.leaseExpiry();
+    if (expiry === undefined) return undefined;
+    const remaining = expiry - this.clock.now();
+    return remaining > 0 ? remaining : undefined;
   }
 
   /** Set when the leader said the slots this replica lacks were compacted: the driver fetches a snapshot at `minSlot` or later. */
@@ -471,6 +527,9 @@ export class Replica {
     if (order > 0 && message.from !== this.id && message.from !== this.leaderId && message.transfer !== true && this.hearsLiveLeader()) {
       return this.reject(message.from, message.ballot, "leader-alive");
     }
+    // A lease binds this acceptor to its holder for its whole length, its own candidacy included; a
+    // leader that hands over (`transfer`) stopped serving lease reads first.
+    if (order > 0 && message.transfer !== true && this.leaseRefuses(message.from)) return this.reject(message.from, message.ballot, "leader-alive");
     if (order > 0) {
       this.setPromised(message.ballot);
       if (message.from !== this.id) this.becomeFollower(undefined);
@@ -499,8 +558,11 @@ export class Replica {
     if (message.logStart > this.firstUnchosen) {
       // The acceptor compacted chosen slots this replica lacks: it cannot
       // fill them in (a no-op there would contradict the chosen value), so it
-      // does not lead; it waits to catch up from whoever does.
+      // does not lead. It fetches a snapshot from that acceptor, since no
+      // leader may be there to tell it to (and it would stand, and be turned
+      // back, again and again, resetting the others' election timers).
       this.becomeFollower(undefined);
+      if (this.snapshotWanted === undefined || this.snapshotWanted.minSlot < message.logStart - 1) this.snapshotWanted = { from: message.from, minSlot: message.logStart - 1 };
       return;
     }
     phase.record(message.from, message.entries, message.noMoreAccepted);
@@ -508,7 +570,8 @@ export class Replica {
     if (this.role === "candidate") {
       // A long Phase 1 (a candidate far behind, chunked promises) is progress, not a stalled candidacy.
       this.electionElapsed = 0;
-      if (this.electedBy(phase.complete)) this.becomeLeader(phase);
+      // Its own acceptor must have promised too: a leader's promise is its ballot (a lease may have made it refuse).
+      if (this.electedBy(phase.complete) && phase.complete.has(this.id)) this.becomeLeader(phase);
       return;
     }
     // A late promise, to a leader asking members it learned of: chosen values it reported are learned.
@@ -678,6 +741,8 @@ export class Replica {
     // The leader's log clock runs between batches too: a successor continues
     // from here, so an idle spell before a failover is not added to leases.
     if (message.logTime > this.maxLogTime) this.maxLogTime = message.logTime;
+    // The reply grants the lease: no other prepare for leaseMs of this clock.
+    this.grantLease(message.from);
     this.output.send({
       type: "heartbeat-reply",
       from: this.id,
@@ -788,7 +853,8 @@ export class Replica {
       if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks) heard.add(peer);
       progress.retransmitIfStalled(this.currentTick, 2 * this.options.heartbeatTicks, this.log.logStart);
     }
-    if (!this.electedBy(heard)) {
+    // While it holds a lease, no other leader can be chosen: it keeps leading (and serving reads) until the lease lapses.
+    if (!this.electedBy(heard) && !this.holdsLease()) {
       this.becomeFollower(undefined);
       return;
     }
@@ -815,7 +881,9 @@ export class Replica {
   private broadcastHeartbeat(): void {
     const leader = this.leader;
     if (leader === undefined) return;
-    const round = leader.readIndex.startRound(this.id, this.firstUnchosen);
+    const round = leader.readIndex.startRound(this.id, this.firstUnchosen, this.clock.now());
+    // The leader's own acceptor counts in the quorum that grants its lease, so it is bound too.
+    this.grantLease(this.id);
     const logTime = leader.logTime(this.maxLogTime, this.clock.now());
     for (const peer of leader.peers.keys()) {
       this.output.send({

@@ -249,7 +249,8 @@ describe("SynodNode: linearizable reads", () => {
 
 describe("SynodNode: stop", () => {
   it("rejects pending proposals and reads with StoppedError, and later calls too", async () => {
-    const cluster = await startCluster({ replica: { electionTicks: 40 } });
+    // Without leases: a leader cut off but still holding its lease would serve the read at once.
+    const cluster = await startCluster({ replica: { electionTicks: 40, leaseMs: 0 } });
     const leader = await stableLeader(cluster);
     await leader.propose(1); // opens the node's own session
     // Cut the leader off so nothing it proposes can be chosen, then leave calls pending.
@@ -517,7 +518,8 @@ describe("SynodNode: regressions", () => {
   // restart with a fresh clock; propose(3), clock +5000 ms, propose(4): both applied at time 10 000.
   it("log time keeps advancing after a restart from a compacted log", async () => {
     const storage = new MemoryStorage();
-    const options = { snapshotEverySlots: 1, snapshotTailSlots: 0 };
+    // No leases: these manual clocks stand still while the node starts, and a restarted acceptor honours any lease it may have granted for leaseMs.
+    const options = { snapshotEverySlots: 1, snapshotTailSlots: 0, replica: { leaseMs: 0 } };
     const firstClock = manualClock();
     const first = await soloNode(storage, new TimedMachine(), { ...options, clock: firstClock });
     await first.propose(1);
@@ -575,7 +577,7 @@ describe("SynodNode: regressions", () => {
   it("control for the log-time test: without compaction the log clock continues from the log", async () => {
     const storage = new MemoryStorage();
     const firstClock = manualClock();
-    const first = await soloNode(storage, new TimedMachine(), { clock: firstClock });
+    const first = await soloNode(storage, new TimedMachine(), { clock: firstClock, replica: { leaseMs: 0 } });
     await first.propose(1);
     firstClock.ms += 10_000;
     await first.propose(2);
@@ -583,7 +585,7 @@ describe("SynodNode: regressions", () => {
     storage.reopen();
     const clock = manualClock();
     const machine = new TimedMachine();
-    const restarted = await soloNode(storage, machine, { clock });
+    const restarted = await soloNode(storage, machine, { clock, replica: { leaseMs: 0 } });
     await restarted.propose(3);
     clock.ms += 5000;
     await restarted.propose(4);

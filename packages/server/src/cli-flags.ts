@@ -22,6 +22,8 @@ export const SERVE_FLAGS = {
   "snapshot-tail-slots": { type: "string" },
   "snapshot-every-bytes": { type: "string" },
   "snapshot-chunk-bytes": { type: "string" },
+  "lease-ms": { type: "string" },
+  "max-clock-drift": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
 } as const;
@@ -41,6 +43,8 @@ export interface ServeFlagValues {
   readonly "snapshot-tail-slots"?: string | undefined;
   readonly "snapshot-every-bytes"?: string | undefined;
   readonly "snapshot-chunk-bytes"?: string | undefined;
+  readonly "lease-ms"?: string | undefined;
+  readonly "max-clock-drift"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
 }
@@ -109,6 +113,13 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   if (snapshotEveryBytes !== undefined) config.snapshotEveryBytes = snapshotEveryBytes;
   const snapshotChunkBytes = integerFlag("snapshot-chunk-bytes", flags["snapshot-chunk-bytes"]);
   if (snapshotChunkBytes !== undefined) config.snapshotChunkBytes = snapshotChunkBytes;
+  const leaseMs = integerFlag("lease-ms", flags["lease-ms"]);
+  if (leaseMs !== undefined) config.leaseMs = leaseMs;
+  const drift = flags["max-clock-drift"];
+  if (drift !== undefined) {
+    if (!/^(0|0?\.\d+)$/.test(drift)) throw new UsageError(`--max-clock-drift takes a fraction such as 0.01, not ${JSON.stringify(drift)}`);
+    config.maxClockDrift = Number(drift);
+  }
   const tickMs = integerFlag("tick-ms", flags["tick-ms"]);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];

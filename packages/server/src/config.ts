@@ -33,6 +33,18 @@ export const serverConfigSchema = z
     tickMs: duration.default(50),
     electionTicks: duration.default(10),
     heartbeatTicks: duration.default(2),
+    /**
+     * Master lease in milliseconds (default: the minimum election timeout,
+     * electionTicks × tickMs); 0 turns leases off and every linearizable read
+     * takes a read-index round. Leases assume that no replica's clock runs
+     * faster or slower than real time by more than `maxClockDrift`: the
+     * leader serves reads from its own state for leaseMs × (1 − drift) /
+     * (1 + drift) after a quorum answered its heartbeat. Same value on every
+     * replica of a cluster.
+     */
+    leaseMs: z.number().int().nonnegative().optional(),
+    /** The clock-rate bound leases rest on, as a fraction (default 0.01 = 1 %). */
+    maxClockDrift: z.number().min(0).max(0.5).default(0.01),
     sessionTtlMs: duration.default(60_000),
     snapshotEverySlots: z.number().int().nonnegative().default(10_000),
     snapshotTailSlots: z.number().int().nonnegative().default(1_000),

@@ -81,7 +81,12 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     transport,
     stateMachine,
     tickMs: config.tickMs,
-    replica: { electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks },
+    replica: {
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      maxClockDrift: config.maxClockDrift,
+      ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
+    },
     sessionTtlMs: config.sessionTtlMs,
     snapshotEverySlots: config.snapshotEverySlots,
     snapshotTailSlots: config.snapshotTailSlots,

@@ -6,7 +6,7 @@ import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, Syn
 import { type MultiOpResult, type Outcome, type SnapshotHandle, type StateMachine, StateMachineHost } from "../host.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
-import { type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
+import { DEFAULT_REPLICA_OPTIONS, type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
 import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
 import { type Storage, type StoredSnapshot, isEmptyBatch } from "../storage.js";
 import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
@@ -30,6 +30,14 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>;
   /** Milliseconds per replica tick (default 50: a 500–1000 ms election timeout with the default 10 ticks). */
   readonly tickMs?: number;
+  /**
+   * Replica options. Master leases are on by default here: `leaseMs` is
+   * the minimum election timeout (`electionTicks × tickMs`, 500 ms by
+   * default) and `maxClockDrift` 1 %, so a leader serves linearizable reads
+   * from its own state while its lease holds. Pass `leaseMs: 0` for a
+   * read-index round on every read instead. See `ReplicaOptions.leaseMs` for
+   * the clock assumption.
+   */
   readonly replica?: Partial<ReplicaOptions>;
   /** Sessions idle longer than this, by log time, expire (default 60 s). */
   readonly sessionTtlMs?: number;
@@ -175,7 +183,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         ...(this.config.endpoints === undefined ? {} : { endpoints: this.config.endpoints }),
         random: this.config.random ?? new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0] as number),
         clock: this.config.clock ?? monotonicClock,
-        ...(this.config.replica === undefined ? {} : { options: this.config.replica }),
+        options: { leaseMs: (this.config.replica?.electionTicks ?? DEFAULT_REPLICA_OPTIONS.electionTicks) * (this.config.tickMs ?? 50), ...this.config.replica },
         ...(this.config.bugs === undefined ? {} : { bugs: this.config.bugs }),
       },
       {

@@ -293,7 +293,8 @@ export class Scenario {
     const s = this.node(id).replica.status();
     const queued = s.queuedCommands > 0 ? ` queued=${s.queuedCommands}` : "";
     const where = `firstUnchosen=${s.firstUnchosen} lastSlot=${s.lastSlot} applied=${s.handedOutThrough}${queued}`;
-    this.print(`${id} ${s.role} promised=${ballot(s.promised)} leader=${s.leader ?? "-"} ${where}`);
+    const lease = s.leaseRemainingMs === undefined ? "" : ` lease=${Math.round(s.leaseRemainingMs)}ms`;
+    this.print(`${id} ${s.role} promised=${ballot(s.promised)} leader=${s.leader ?? "-"} ${where}${lease}`);
   }
 
   /** The slot records of `id`, one a line; `-` for a slot it holds nothing for. */

@@ -2,7 +2,8 @@
 import { PLANTED_BUGS, type PlantedBug } from "@synod/core";
 import { Simulation, runSeeds, simulationOptions, type SimulationResult } from "../sim/index.js";
 
-const USAGE = `usage: synod-sim [--seed N | --first N --seeds N] [--replicas 1|3|5|7] [--reconfigure] [--bug NAME]... [--trace]
+const USAGE = `usage: synod-sim [--seed N | --first N --seeds N] [--replicas 1|3|5|7] [--reconfigure] [--bug NAME]...
+                 [--clock-drift F] [--lease-ms N] [--max-clock-drift F] [--trace]
 
 Runs seeded whole-cluster simulations with faults and checks every history.
   --seed N        run one seed (replays a failure exactly)
@@ -11,6 +12,9 @@ Runs seeded whole-cluster simulations with faults and checks every history.
   --replicas R    cluster size; a sweep without it alternates 3 and 5
   --reconfigure   random configuration changes (add, promote, remove, replace, the leader's seat too)
   --bug NAME      plant a known bug (${PLANTED_BUGS.join(", ")})
+  --clock-drift F each replica's clock runs fast or slow by up to F (default 0.05)
+  --lease-ms N    master lease length in ms (default 80; 0: every read takes a read-index round)
+  --max-clock-drift F  the drift bound leases assume (default 0.05); below --clock-drift, lease reads may be stale
   --trace         print every event of a single seed`;
 
 interface Arguments {
@@ -21,6 +25,9 @@ interface Arguments {
   bugs: PlantedBug[];
   trace: boolean;
   reconfigure: boolean;
+  clockDrift: number | undefined;
+  leaseMs: number | undefined;
+  maxClockDrift: number | undefined;
 }
 
 function fail(message: string): never {
@@ -34,6 +41,25 @@ function positiveInteger(name: string, text: string | undefined): number {
   return value;
 }
 
+function fraction(name: string, text: string | undefined): number {
+  const value = Number(text);
+  if (text === undefined || text.trim() === "" || !Number.isFinite(value) || value < 0 || value >= 1) fail(`${name} takes a fraction in [0, 1), got ${text ?? "nothing"}`);
+  return value;
+}
+
+/** The simulation options the flags set, beyond seed and replicas. */
+function overridesOf(args: Arguments) {
+  return {
+    bugs: args.bugs,
+    reconfigure: args.reconfigure,
+    ...(args.clockDrift === undefined ? {} : { faults: { clockDrift: args.clockDrift } }),
+    replica: {
+      ...(args.leaseMs === undefined ? {} : { leaseMs: args.leaseMs }),
+      ...(args.maxClockDrift === undefined ? {} : { maxClockDrift: args.maxClockDrift }),
+    },
+  };
+}
+
 function parseArguments(argv: readonly string[]): Arguments {
   const parsed: Arguments = {
     seed: undefined,
@@ -43,6 +69,9 @@ function parseArguments(argv: readonly string[]): Arguments {
     bugs: [],
     trace: false,
     reconfigure: false,
+    clockDrift: undefined,
+    leaseMs: undefined,
+    maxClockDrift: undefined,
   };
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index];
@@ -77,6 +106,18 @@ function parseArguments(argv: readonly string[]): Arguments {
       case "--trace":
         parsed.trace = true;
         break;
+      case "--clock-drift":
+        parsed.clockDrift = fraction(flag, value);
+        index += 1;
+        break;
+      case "--max-clock-drift":
+        parsed.maxClockDrift = fraction(flag, value);
+        index += 1;
+        break;
+      case "--lease-ms":
+        parsed.leaseMs = positiveInteger(flag, value);
+        index += 1;
+        break;
       case "--reconfigure":
         parsed.reconfigure = true;
         break;
@@ -94,13 +135,13 @@ function parseArguments(argv: readonly string[]): Arguments {
 
 function describe(result: SimulationResult): string {
   const s = result.statistics;
-  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
+  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls} leaseReads=${s.leaseReads}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
 }
 
 function main(): void {
   const args = parseArguments(process.argv.slice(2));
   if (args.seed !== undefined) {
-    const options = simulationOptions({ seed: args.seed, replicas: args.replicas ?? 3, bugs: args.bugs, reconfigure: args.reconfigure });
+    const options = simulationOptions({ seed: args.seed, replicas: args.replicas ?? 3, ...overridesOf(args) });
     const result = new Simulation(options, args.trace ? (line) => process.stdout.write(`${line}\n`) : undefined).run();
     process.stdout.write(`${describe(result)}\n`);
     if (result.violation !== undefined) {
@@ -115,7 +156,7 @@ function main(): void {
   const summary = runSeeds(
     args.first,
     args.seeds,
-    { bugs: args.bugs, reconfigure: args.reconfigure, replicasFor: (seed) => args.replicas ?? (seed % 2 === 0 ? 5 : 3) },
+    { ...overridesOf(args), replicasFor: (seed) => args.replicas ?? (seed % 2 === 0 ? 5 : 3) },
     {
       onResult: (result) => {
         done += 1;

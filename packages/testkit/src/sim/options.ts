@@ -92,12 +92,18 @@ export const DEFAULT_SIMULATION: Omit<SimulationOptions, "seed"> = Object.freeze
     maxPromiseEntries: 8,
     maxSuccessEntries: 16,
     alpha: 8,
+    // Master leases: shorter than the election timeout (100–200 ms here), and drift bounded as the faults' clocks drift.
+    leaseMs: 80,
+    maxClockDrift: 0.05,
   },
   bugs: [],
   checkBudgetMs: 10_000,
 });
 
-export function simulationOptions(overrides: Partial<SimulationOptions> & { seed: number }): SimulationOptions {
+/** What a caller may set of `SimulationOptions`: any of it, fault rates and replica options one by one. */
+export type SimulationOverrides = Partial<Omit<SimulationOptions, "faults" | "seed">> & { readonly faults?: Partial<FaultOptions> };
+
+export function simulationOptions(overrides: SimulationOverrides & { seed: number }): SimulationOptions {
   return {
     ...DEFAULT_SIMULATION,
     ...overrides,
@@ -109,5 +115,10 @@ export function simulationOptions(overrides: Partial<SimulationOptions> & { seed
 /** The one-line command that replays a run. */
 export function replayCommand(options: SimulationOptions): string {
   const bugs = options.bugs.map((bug) => ` --bug ${bug}`).join("");
-  return `pnpm sim --seed ${options.seed} --replicas ${options.replicas}${options.reconfigure ? " --reconfigure" : ""}${bugs}`;
+  const defaults = DEFAULT_SIMULATION.replica;
+  const lease =
+    (options.faults.clockDrift !== DEFAULT_FAULTS.clockDrift ? ` --clock-drift ${options.faults.clockDrift}` : "") +
+    (options.replica.leaseMs !== defaults.leaseMs ? ` --lease-ms ${options.replica.leaseMs ?? 0}` : "") +
+    (options.replica.maxClockDrift !== defaults.maxClockDrift && options.replica.maxClockDrift !== undefined ? ` --max-clock-drift ${options.replica.maxClockDrift}` : "");
+  return `pnpm sim --seed ${options.seed} --replicas ${options.replicas}${options.reconfigure ? " --reconfigure" : ""}${bugs}${lease}`;
 }

@@ -1,8 +1,8 @@
 import { Simulation, type SimulationResult } from "./simulation.js";
-import { type SimulationOptions, simulationOptions } from "./options.js";
+import { type SimulationOverrides, simulationOptions } from "./options.js";
 
 /** Runs one seeded simulation. */
-export function runSimulation(overrides: Partial<SimulationOptions> & { seed: number }): SimulationResult {
+export function runSimulation(overrides: SimulationOverrides & { seed: number }): SimulationResult {
   return new Simulation(simulationOptions(overrides)).run();
 }
 
@@ -19,7 +19,7 @@ export interface SeedsSummary {
 export function runSeeds(
   firstSeed: number,
   count: number,
-  overrides: Partial<Omit<SimulationOptions, "seed">> & { replicasFor?: (seed: number) => number },
+  overrides: SimulationOverrides & { replicasFor?: (seed: number) => number },
   options: { stopAtFirstFailure?: boolean; onResult?: (result: SimulationResult) => void } = {},
 ): SeedsSummary {
   const failures: SimulationResult[] = [];

@@ -42,6 +42,8 @@ export interface SimulationStatistics {
   configChangesChosen: number;
   /** Snapshots installed on replicas too far behind for the log. */
   snapshotsInstalled: number;
+  /** Linearizable reads a leader served under its master lease, without a read-index round. */
+  leaseReads: number;
 }
 
 export interface SimulationResult {
@@ -104,6 +106,7 @@ export class Simulation {
     configChangesProposed: 0,
     configChangesChosen: 0,
     snapshotsInstalled: 0,
+    leaseReads: 0,
   };
   private livenessStartedAt = 0;
   private readonly nemesis: Nemesis;
@@ -592,7 +595,9 @@ export class Simulation {
     if (!node.up) return;
     if (request.type === "read") {
       try {
+        const leasedBefore = node.replica.status().leaseReads;
         const id = node.replica.read();
+        this.statistics.leaseReads += node.replica.status().leaseReads - leasedBefore;
         this.readWaiters.get(nodeId)?.set(id, { client, attempt, key: request.key });
       } catch (error) {
         this.replyTo(nodeId, client, attempt, errorReply(error as SynodError));
