@@ -1,4 +1,4 @@
-import { invariant } from "@synod/core";
+import { concatBytes, invariant } from "@synod/core";
 import { z } from "zod";
 import { SnapshotInvalidError } from "./errors.js";
 import type { Hash64 } from "./hash.js";
@@ -283,20 +283,6 @@ function assemble(header: HeaderFields, keys: OrderedMap<KeyNode>, leases: Lease
     events,
     fences: header.fences,
   };
-}
-
-/** `parts` end to end (`parts[0]` itself when it is the only one). */
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  let size = 0;
-  for (const part of parts) size += part.length;
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
 }
 
 /** The `version` a header line claims, if it is JSON with one. */

@@ -4,6 +4,20 @@
  * messages. Plain TypeScript, so they run in every runtime.
  */
 
+/** `parts` end to end (`parts[0]` itself when it is the only one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
 /** Slicing-by-8 tables: `CRC32C_TABLES[k][b]` is the CRC of byte `b` followed by `k` zero bytes. */
 const CRC32C_TABLES = (() => {
   const tables = Array.from({ length: 8 }, () => new Uint32Array(256));

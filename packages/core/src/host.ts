@@ -1,5 +1,6 @@
 import type { NodeId } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
+import { concatBytes } from "./bytes.js";
 import { ConfigLog, type Configuration } from "./config.js";
 import { type ErrorReply, SessionExpiredError, StaleSequenceError, invariant } from "./errors.js";
 import type { ChosenEntry, Command } from "./values.js";
@@ -144,19 +145,8 @@ export async function* snapshotChunks(data: SnapshotData): AsyncGenerator<Uint8A
 /** Every chunk of `chunks` in one array (for snapshots small enough to hold whole). */
 export async function collectChunks(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const part of chunks) {
-    parts.push(part);
-    size += part.length;
-  }
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
+  for await (const part of chunks) parts.push(part);
+  return concatBytes(parts);
 }
 
 export interface HostOptions {

@@ -1,6 +1,6 @@
 export * from "./ballot.js";
 export * from "./bugs.js";
-export { crc32c, fromBase64, toBase64 } from "./bytes.js";
+export { concatBytes, crc32c, fromBase64, toBase64 } from "./bytes.js";
 export { BufferedSnapshot, decodeSnapshot, encodeSnapshot, readSnapshotHandle, snapshotData, snapshotHeader } from "./snapshot-stream.js";
 export type { SnapshotProgress } from "./driver/snapshot-transfer.js";
 export * from "./config.js";
