@@ -19,5 +19,6 @@ export * from "./storage.js";
 export type { Transport } from "./transport.js";
 export * from "./values.js";
 export { MemoryStorage } from "./driver/memory-storage.js";
+export { FAILURE_POINTS, type FailureHooks, type FailurePoint, persistPoints } from "./driver/failure-points.js";
 export { MemoryNetwork } from "./driver/memory-transport.js";
 export { SynodNode, ReplyError, errorFromReply, type NodeConfig, type NodeEvents } from "./driver/node.js";

@@ -237,6 +237,17 @@ export class Replica {
   }
 
   /**
+   * Makes a leader believe it no longer leads (a failure hook, Paxos Made
+   * Live §6.3, and an operator's lever): it becomes a follower at once,
+   * failing what was in flight with `EpochChangedError` or `NotLeaderError`.
+   * Its lease binds the acceptors for the rest of its length, so the next
+   * leader, itself or another, is chosen after that.
+   */
+  stepDown(): void {
+    if (this.role === "leader") this.becomeFollower(undefined);
+  }
+
+  /**
    * Takes a snapshot installed from another replica: the state machine now
    * reflects every slot through `handle.slot`, so they are chosen here, the
    * log drops them, and the configurations come from the handle. A snapshot

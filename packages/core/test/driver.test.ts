@@ -4,6 +4,8 @@ import {
   type ApplyContext,
   type Command,
   EpochChangedError,
+  FAILURE_POINTS,
+  type FailurePoint,
   MemoryNetwork,
   MemoryStorage,
   type NodeConfig,
@@ -593,5 +595,100 @@ describe("SynodNode: regressions", () => {
     const times = machine.times;
     expect(times[2]).toBeGreaterThanOrEqual(10_000);
     expect((times[3] ?? 0) - (times[2] ?? 0)).toBeGreaterThanOrEqual(4000);
+  });
+});
+
+describe("SynodNode: failure hooks (Paxos Made Live §6.3)", () => {
+  /** Hooks that record every point passed, and throw at `crashAt` once armed. */
+  const hooks = (crashAt?: FailurePoint) => {
+    const seen = new Set<FailurePoint>();
+    const state = { armed: false, crashed: false };
+    return {
+      seen,
+      state,
+      at(point: FailurePoint) {
+        seen.add(point);
+        if (state.armed && point === crashAt && !state.crashed) {
+          state.crashed = true;
+          throw new Error(`crash at ${point}`);
+        }
+      },
+    };
+  };
+
+  it("passes every named point: promises and accepts made durable, snapshots written", async () => {
+    const recorded = hooks();
+    const cluster = await startCluster({ snapshotEverySlots: 3, failureHooks: recorded });
+    const leader = await stableLeader(cluster);
+    for (let value = 0; value < 6; value += 1) await leader.propose(value);
+    await waitFor(() => recorded.seen.has("after-snapshot"), "a snapshot");
+    expect([...recorded.seen].sort()).toEqual([...FAILURE_POINTS].sort());
+  });
+
+  it("a follower crashed after making an accept durable, before answering, keeps the value and catches up on restart", async () => {
+    const crashing = hooks("after-persist-accept");
+    const cluster = await startCluster({}, ["a", "b", "c"]);
+    const leader = await stableLeader(cluster);
+    await leader.propose(1);
+    const follower = cluster.nodes.find((node) => node !== leader) as Node;
+    // Restart the follower with the hook armed: its next accept crashes it after the write.
+    await follower.stop();
+    const storage = cluster.storages[cluster.voters.indexOf(follower.id)] as MemoryStorage;
+    storage.reopen();
+    crashing.state.armed = true;
+    const fatal: Error[] = [];
+    const victim = await cluster.startNode(follower.id, { failureHooks: crashing });
+    victim.on("fatal", (error) => fatal.push(error));
+    await leader.propose(2);
+    await waitFor(() => crashing.state.crashed, "the crash");
+    await waitFor(() => fatal.length > 0, "the crashed replica to stop");
+    expect(fatal[0]?.message).toBe("crash at after-persist-accept");
+    // The value it accepted is on its disk, though its reply never left.
+    const stored = await storage.load();
+    expect(stored.records.some((record) => record.value.type === "batch" && record.value.commands.some((command) => command.body.type === "op" && command.body.op === 2))).toBe(true);
+    await victim.stop();
+    storage.reopen();
+    await cluster.startNode(follower.id);
+    await leader.propose(3);
+    await converged(cluster, cluster.voters, [1, 2, 3]);
+  });
+
+  it("a replica crashed before writing a snapshot writes none, and the others go on", async () => {
+    const crashing = hooks("before-snapshot");
+    crashing.state.armed = true;
+    const cluster = await startCluster({ snapshotEverySlots: 3 });
+    const leader = await stableLeader(cluster);
+    const follower = cluster.nodes.find((node) => node !== leader) as Node;
+    await follower.stop();
+    const storage = cluster.storages[cluster.voters.indexOf(follower.id)] as MemoryStorage;
+    storage.reopen();
+    const victim = await cluster.startNode(follower.id, { failureHooks: crashing });
+    const fatal: Error[] = [];
+    victim.on("fatal", (error) => fatal.push(error));
+    for (let value = 0; value < 6; value += 1) await leader.propose(value);
+    await waitFor(() => fatal.length > 0, "the crash");
+    expect(fatal[0]?.message).toBe("crash at before-snapshot");
+    expect((await storage.load()).snapshot).toBeUndefined();
+    // The others go on without it.
+    await leader.propose(6);
+  });
+});
+
+describe("SynodNode: stepDown", () => {
+  it("a leader told it no longer leads stops at once, fails what was in flight, and the cluster elects a leader and goes on", async () => {
+    const cluster = await startCluster();
+    const leader = await stableLeader(cluster);
+    await leader.propose(1);
+    const others = cluster.voters.filter((id) => id !== leader.id);
+    cluster.network.isolate(leader.id, others);
+    const inFlight = leader.propose(2);
+    leader.stepDown();
+    expect(leader.status().role).toBe("follower");
+    await expect(inFlight).rejects.toBeInstanceOf(SynodError);
+    await expect(leader.read("all")).rejects.toBeInstanceOf(NotLeaderError);
+    cluster.network.heal();
+    const next = await stableLeader(cluster);
+    await next.propose(3);
+    expect(cluster.machine(next.id).items).toContain(3);
   });
 });

@@ -23,6 +23,7 @@ export const SERVE_FLAGS = {
   "snapshot-every-bytes": { type: "string" },
   "snapshot-chunk-bytes": { type: "string" },
   "lease-ms": { type: "string" },
+  "crash-at": { type: "string" },
   "max-clock-drift": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
@@ -44,6 +45,7 @@ export interface ServeFlagValues {
   readonly "snapshot-every-bytes"?: string | undefined;
   readonly "snapshot-chunk-bytes"?: string | undefined;
   readonly "lease-ms"?: string | undefined;
+  readonly "crash-at"?: string | undefined;
   readonly "max-clock-drift"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
@@ -113,6 +115,12 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   if (snapshotEveryBytes !== undefined) config.snapshotEveryBytes = snapshotEveryBytes;
   const snapshotChunkBytes = integerFlag("snapshot-chunk-bytes", flags["snapshot-chunk-bytes"]);
   if (snapshotChunkBytes !== undefined) config.snapshotChunkBytes = snapshotChunkBytes;
+  const crashAt = flags["crash-at"];
+  if (crashAt !== undefined) {
+    const match = /^([a-z-]+)(?::(\d+))?$/.exec(crashAt);
+    if (match === null) throw new UsageError(`--crash-at takes POINT or POINT:N, not ${JSON.stringify(crashAt)}`);
+    config.crashAt = { point: match[1], ...(match[2] === undefined ? {} : { after: Number(match[2]) }) };
+  }
   const leaseMs = integerFlag("lease-ms", flags["lease-ms"]);
   if (leaseMs !== undefined) config.leaseMs = leaseMs;
   const drift = flags["max-clock-drift"];

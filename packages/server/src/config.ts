@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { FAILURE_POINTS } from "@synod/core";
 import { z } from "zod";
 
 const duration = z.number().int().positive();
@@ -43,6 +44,11 @@ export const serverConfigSchema = z
      * replica of a cluster.
      */
     leaseMs: z.number().int().nonnegative().optional(),
+    /**
+     * Test-only: crash (SIGKILL itself) the `after`-th time the replica passes
+     * `point` (Paxos Made Live §6.3 failure points; see `FAILURE_POINTS`).
+     */
+    crashAt: z.object({ point: z.enum(FAILURE_POINTS), after: z.number().int().min(1).default(1) }).optional(),
     /** The clock-rate bound leases rest on, as a fraction (default 0.01 = 1 %). */
     maxClockDrift: z.number().min(0).max(0.5).default(0.01),
     sessionTtlMs: duration.default(60_000),

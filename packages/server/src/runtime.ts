@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import { type StateMachine, SynodNode } from "@synod/core";
+import { readFileSync, writeSync } from "node:fs";
+import { type FailureHooks, type FailurePoint, type StateMachine, SynodNode } from "@synod/core";
 import { FileStorage } from "@synod/storage-fs";
 import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
 import { type ServerConfig, parseServerConfig } from "./config.js";
@@ -92,6 +92,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     snapshotTailSlots: config.snapshotTailSlots,
     snapshotEveryBytes: config.snapshotEveryBytes,
     snapshotChunkBytes: config.snapshotChunkBytes,
+    ...(config.crashAt === undefined ? {} : { failureHooks: crashHooks(config.crashAt, config.id) }),
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
@@ -207,4 +208,17 @@ export function stopOnSignals(running: { stop(): Promise<void>; logger: Logger; 
   running.node.on("fatal", () => {
     running.stop().finally(() => process.exit(1));
   });
+}
+
+/** Test-only `--crash-at`: the process kills itself, as a power cut would, the `after`-th time it passes `point`. */
+function crashHooks(crashAt: { readonly point: FailurePoint; readonly after: number }, id: string): FailureHooks {
+  let passed = 0;
+  return {
+    at(point) {
+      if (point !== crashAt.point || ++passed < crashAt.after) return;
+      // Written synchronously: a log line queued on a pipe would die with the process.
+      writeSync(2, `${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "crashing at a failure point (--crash-at)", node: id, point, passed })}\n`);
+      process.kill(process.pid, "SIGKILL");
+    },
+  };
 }

@@ -202,10 +202,11 @@ export class ServeCluster {
     await within(replica.exited, 10_000, `${id} to exit after SIGKILL`);
   }
 
-  /** Starts a killed replica again on its data directory (`--rejoin`). */
-  async restart(id: string): Promise<void> {
+  /** Starts a killed replica again on its data directory (`--rejoin`), with `flags` for it alone if given (else those it had). */
+  async restart(id: string, flags?: readonly string[]): Promise<void> {
     const replica = this.replica(id);
     if (replica.child !== undefined) throw new Error(`${id} is running`);
+    if (flags !== undefined) replica.flags = flags;
     await this.launch(replica, true);
   }
 

@@ -1,3 +1,4 @@
+import { FAILURE_POINTS } from "@synod/core";
 import { describe, expect, it } from "vitest";
 import { type SimulationResult, runSeeds, runSimulation } from "../src/index.js";
 
@@ -86,5 +87,16 @@ describe("seeded simulation with faults", () => {
     const replayed = runSimulation({ seed, replicas: 3, bugs: ["ignore-session-table"] });
     expect(replayed.violation).toBe(caught?.violation);
     expect(replayed.traceHash).toBe(caught?.traceHash);
+  });
+});
+
+describe("failure points in the simulator (Paxos Made Live §6.3)", () => {
+  // Replicas crash right before or after a promise or an accepted value is
+  // made durable, or a snapshot written, and restart a little later.
+  it.each(FAILURE_POINTS)("crashes at %s: 40 seeds, no violation, and the point was hit", (point) => {
+    let crashes = 0;
+    const summary = runSeeds(1, 40, { crashAt: point, replicasFor: (seed) => (seed % 2 === 1 ? 3 : 5) }, { onResult: (result) => (crashes += result.statistics.failurePointCrashes) });
+    expect(failures(summary.failures)).toBe("");
+    expect(crashes).toBeGreaterThan(0);
   });
 });

@@ -9,6 +9,7 @@ import { type Random, SeededRandom } from "../random.js";
 import { DEFAULT_REPLICA_OPTIONS, type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
 import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
 import { type Storage, type StoredSnapshot, isEmptyBatch } from "../storage.js";
+import { type FailureHooks, persistPoints } from "./failure-points.js";
 import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
 import type { Transport } from "../transport.js";
 import { type Command, type CommandBody, valueSize } from "../values.js";
@@ -53,6 +54,8 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly random?: Random;
   /** Test-only: planted protocol bugs. */
   readonly bugs?: PlantedBugs;
+  /** Test-only: crash at named points (see `FailurePoint`). */
+  readonly failureHooks?: FailureHooks;
 }
 
 type Listener<T> = (value: T) => void;
@@ -328,6 +331,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     });
   }
 
+  /** Makes this replica stop leading at once, if it leads (see `Replica.stepDown`). */
+  stepDown(): void {
+    this.input((replica) => replica.stepDown());
+  }
+
   /** A local read of this replica's applied state: possibly stale, never blocked. */
   readLocal(query: Query): { readonly value: QueryResult; readonly appliedThrough: number } {
     return { value: this.host.query(query), appliedThrough: this.host.appliedThrough };
@@ -350,7 +358,9 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       return handle;
     }
     const { handle, chunks } = this.host.beginSnapshot();
+    this.config.failureHooks?.at("before-snapshot");
     const snapshot = await this.config.storage.writeSnapshot(handle, this.untilStopped(chunks()));
+    this.config.failureHooks?.at("after-snapshot");
     this.transfer.offer(snapshot);
     this.compactBehind(handle.slot);
     return handle;
@@ -523,9 +533,12 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     // crash, they are learned again), so a Ready with nothing else to persist
     // leaves them for the next persist instead of paying a commit of its own.
     let persisting: Promise<void> | undefined;
+    const hooks = this.config.failureHooks;
+    const points = hooks === undefined ? undefined : persistPoints(ready.persist);
     if (onlyChosenMarks(ready)) {
       this.deferredMarks.push(...ready.persist.chosen);
     } else if (!isEmptyBatch(ready.persist)) {
+      for (const point of points?.before ?? []) hooks?.at(point);
       persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist));
     }
     // Applying overlaps the disk write: what is chosen is durable on a quorum
@@ -537,6 +550,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       throw error;
     }
     await persisting;
+    for (const point of points?.after ?? []) hooks?.at(point);
     if (this.stopped) return;
     for (const message of ready.messagesAfterPersist) transport.send(message);
     replica.advance(ready);
@@ -718,4 +732,3 @@ function newSessionId(nodeId: NodeId): string {
   for (const word of words) hex += word.toString(16).padStart(8, "0");
   return `${nodeId}/${hex}`;
 }
-

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { PLANTED_BUGS, type PlantedBug } from "@synod/core";
+import { FAILURE_POINTS, type FailurePoint, PLANTED_BUGS, type PlantedBug } from "@synod/core";
 import { Simulation, runSeeds, simulationOptions, type SimulationResult } from "../sim/index.js";
 
 const USAGE = `usage: synod-sim [--seed N | --first N --seeds N] [--replicas 1|3|5|7] [--reconfigure] [--bug NAME]...
-                 [--clock-drift F] [--lease-ms N] [--max-clock-drift F] [--trace]
+                 [--clock-drift F] [--lease-ms N] [--max-clock-drift F] [--crash-at POINT] [--trace]
 
 Runs seeded whole-cluster simulations with faults and checks every history.
   --seed N        run one seed (replays a failure exactly)
@@ -15,6 +15,7 @@ Runs seeded whole-cluster simulations with faults and checks every history.
   --clock-drift F each replica's clock runs fast or slow by up to F (default 0.05)
   --lease-ms N    master lease length in ms (default 80; 0: every read takes a read-index round)
   --max-clock-drift F  the drift bound leases assume (default 0.05); below --clock-drift, lease reads may be stale
+  --crash-at POINT     crash replicas at a named failure point (${FAILURE_POINTS.join(", ")})
   --trace         print every event of a single seed`;
 
 interface Arguments {
@@ -28,6 +29,7 @@ interface Arguments {
   clockDrift: number | undefined;
   leaseMs: number | undefined;
   maxClockDrift: number | undefined;
+  crashAt: FailurePoint | undefined;
 }
 
 function fail(message: string): never {
@@ -52,6 +54,7 @@ function overridesOf(args: Arguments) {
   return {
     bugs: args.bugs,
     reconfigure: args.reconfigure,
+    crashAt: args.crashAt,
     ...(args.clockDrift === undefined ? {} : { faults: { clockDrift: args.clockDrift } }),
     replica: {
       ...(args.leaseMs === undefined ? {} : { leaseMs: args.leaseMs }),
@@ -72,6 +75,7 @@ function parseArguments(argv: readonly string[]): Arguments {
     clockDrift: undefined,
     leaseMs: undefined,
     maxClockDrift: undefined,
+    crashAt: undefined,
   };
   for (let index = 0; index < argv.length; index += 1) {
     const flag = argv[index];
@@ -114,6 +118,11 @@ function parseArguments(argv: readonly string[]): Arguments {
         parsed.maxClockDrift = fraction(flag, value);
         index += 1;
         break;
+      case "--crash-at":
+        if (!FAILURE_POINTS.includes(value as FailurePoint)) fail(`unknown failure point ${value ?? "(none)"}`);
+        parsed.crashAt = value as FailurePoint;
+        index += 1;
+        break;
       case "--lease-ms":
         parsed.leaseMs = positiveInteger(flag, value);
         index += 1;
@@ -135,7 +144,7 @@ function parseArguments(argv: readonly string[]): Arguments {
 
 function describe(result: SimulationResult): string {
   const s = result.statistics;
-  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls} leaseReads=${s.leaseReads}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
+  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls} leaseReads=${s.leaseReads}${result.options.crashAt === undefined ? "" : ` pointCrashes=${s.failurePointCrashes}`}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
 }
 
 function main(): void {

@@ -1,4 +1,4 @@
-import type { PlantedBug, ReplicaOptions } from "@synod/core";
+import type { FailurePoint, PlantedBug, ReplicaOptions } from "@synod/core";
 
 /** Fault rates and switches for the safety phase. Every draw comes from the run's seed. */
 export interface FaultOptions {
@@ -53,6 +53,8 @@ export interface SimulationOptions {
   readonly faults: FaultOptions;
   readonly replica: Partial<ReplicaOptions>;
   readonly bugs: readonly PlantedBug[];
+  /** Crash replicas at this named failure point (Paxos Made Live §6.3) during the safety phase: a fifth of the times one passes it. */
+  readonly crashAt: FailurePoint | undefined;
   /** Milliseconds of wall-clock time the linearizability check of one run may take before it counts as a failure. */
   readonly checkBudgetMs: number;
 }
@@ -97,6 +99,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationOptions, "seed"> = Object.freeze
     maxClockDrift: 0.05,
   },
   bugs: [],
+  crashAt: undefined,
   checkBudgetMs: 10_000,
 });
 
@@ -120,5 +123,6 @@ export function replayCommand(options: SimulationOptions): string {
     (options.faults.clockDrift !== DEFAULT_FAULTS.clockDrift ? ` --clock-drift ${options.faults.clockDrift}` : "") +
     (options.replica.leaseMs !== defaults.leaseMs ? ` --lease-ms ${options.replica.leaseMs ?? 0}` : "") +
     (options.replica.maxClockDrift !== defaults.maxClockDrift && options.replica.maxClockDrift !== undefined ? ` --max-clock-drift ${options.replica.maxClockDrift}` : "");
-  return `pnpm sim --seed ${options.seed} --replicas ${options.replicas}${options.reconfigure ? " --reconfigure" : ""}${bugs}${lease}`;
+  const crashAt = options.crashAt === undefined ? "" : ` --crash-at ${options.crashAt}`;
+  return `pnpm sim --seed ${options.seed} --replicas ${options.replicas}${options.reconfigure ? " --reconfigure" : ""}${bugs}${lease}${crashAt}`;
 }

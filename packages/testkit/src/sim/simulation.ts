@@ -1,4 +1,4 @@
-import { type Command, type Message, type Ready, SeededRandom, type SynodError } from "@synod/core";
+import { type Command, type FailurePoint, type Message, type Ready, SeededRandom, type SynodError, persistPoints } from "@synod/core";
 import { EventQueue } from "./event-queue.js";
 import { type KvOp, mix } from "./kv-machine.js";
 import { type SimulationOptions, replayCommand } from "./options.js";
@@ -44,6 +44,8 @@ export interface SimulationStatistics {
   snapshotsInstalled: number;
   /** Linearizable reads a leader served under its master lease, without a read-index round. */
   leaseReads: number;
+  /** Crashes at the named failure point of `crashAt`. */
+  failurePointCrashes: number;
 }
 
 export interface SimulationResult {
@@ -107,6 +109,7 @@ export class Simulation {
     configChangesChosen: 0,
     snapshotsInstalled: 0,
     leaseReads: 0,
+    failurePointCrashes: 0,
   };
   private livenessStartedAt = 0;
   private readonly nemesis: Nemesis;
@@ -208,7 +211,10 @@ export class Simulation {
         const node = this.nodes.get(event.node) as SimNode;
         if (!node.up || node.incarnation !== event.incarnation) return;
         const ready = node.sync();
-        if (ready !== undefined) this.complete(node, ready);
+        if (ready !== undefined) {
+          for (const point of persistPoints(ready.persist).after) if (this.failurePoint(node, point)) return;
+          this.complete(node, ready);
+        }
         return this.process(node);
       }
       case "request":
@@ -286,6 +292,7 @@ export class Simulation {
       const ready = node.replica.ready();
       for (const record of ready.persist.records) if (record.chosen) this.noteChosen(node, record.slot, record.value);
       for (const message of ready.messages) this.send(node, message);
+      for (const point of persistPoints(ready.persist).before) if (this.failurePoint(node, point)) return;
       this.applyReady(node, ready);
       if (node.startPersist(ready)) {
         const stalled = node.diskStallUntil > this.now;
@@ -361,8 +368,23 @@ export class Simulation {
     node.appliedSinceSnapshot = 0;
     const { handle } = node.host.beginSnapshot();
     const serialize = node.host.machine.snapshot();
+    if (this.failurePoint(node, "before-snapshot")) return;
     node.durable.installSnapshot({ handle, data: serialize() as Uint8Array });
+    if (this.failurePoint(node, "after-snapshot")) return;
     node.replica.compact(Math.max(0, handle.slot + 1 - this.options.snapshotTailSlots));
+  }
+
+  /**
+   * With `crashAt` set, crashes the node a fifth of the times it passes that
+   * point in the safety phase, and restarts it a little later. Draws nothing
+   * otherwise, so runs without it replay as before.
+   */
+  private failurePoint(node: SimNode, point: FailurePoint): boolean {
+    if (this.options.crashAt !== point || this.phase !== "safety" || !this.random.chance(0.2)) return false;
+    this.crash(node);
+    this.statistics.failurePointCrashes += 1;
+    this.queue.push(this.now + 20 + this.random.integer(200), { kind: "restart", node: node.id });
+    return true;
   }
 
   private noteConfigApplied(node: SimNode, slot: number): void {
