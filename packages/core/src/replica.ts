@@ -248,6 +248,20 @@ export class Replica {
   }
 
   /**
+   * A leader that sees a gray failure in itself (a slow disk) hands over to
+   * the voter furthest along, which stands at once (`take-over`); with none
+   * that has answered, it steps down. Returns the voter handed to.
+   */
+  handOver(): NodeId | undefined {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) return undefined;
+    const target = leader.handOverTarget(this.configs.latest);
+    if (target === undefined) this.stepDown();
+    else this.transferLeadership(target);
+    return target;
+  }
+
+  /**
    * Takes a snapshot installed from another replica: the state machine now
    * reflects every slot through `handle.slot`, so they are chosen here, the
    * log drops them, and the configurations come from the handle. A snapshot

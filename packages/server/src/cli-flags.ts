@@ -24,6 +24,7 @@ export const SERVE_FLAGS = {
   "snapshot-chunk-bytes": { type: "string" },
   "lease-ms": { type: "string" },
   "crash-at": { type: "string" },
+  "max-persist-ms": { type: "string" },
   "max-clock-drift": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
@@ -46,6 +47,7 @@ export interface ServeFlagValues {
   readonly "snapshot-chunk-bytes"?: string | undefined;
   readonly "lease-ms"?: string | undefined;
   readonly "crash-at"?: string | undefined;
+  readonly "max-persist-ms"?: string | undefined;
   readonly "max-clock-drift"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
@@ -121,6 +123,8 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
     if (match === null) throw new UsageError(`--crash-at takes POINT or POINT:N, not ${JSON.stringify(crashAt)}`);
     config.crashAt = { point: match[1], ...(match[2] === undefined ? {} : { after: Number(match[2]) }) };
   }
+  const maxPersistMs = integerFlag("max-persist-ms", flags["max-persist-ms"]);
+  if (maxPersistMs !== undefined) config.maxPersistMs = maxPersistMs;
   const leaseMs = integerFlag("lease-ms", flags["lease-ms"]);
   if (leaseMs !== undefined) config.leaseMs = leaseMs;
   const drift = flags["max-clock-drift"];

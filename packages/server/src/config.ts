@@ -49,6 +49,8 @@ export const serverConfigSchema = z
      * `point` (Paxos Made Live §6.3 failure points; see `FAILURE_POINTS`).
      */
     crashAt: z.object({ point: z.enum(FAILURE_POINTS), after: z.number().int().min(1).default(1) }).optional(),
+    /** A leader whose disk writes take this long (median of its last eight) hands over to a follower (default: electionTicks × tickMs; 0 disables). */
+    maxPersistMs: z.number().int().nonnegative().optional(),
     /** The clock-rate bound leases rest on, as a fraction (default 0.01 = 1 %). */
     maxClockDrift: z.number().min(0).max(0.5).default(0.01),
     sessionTtlMs: duration.default(60_000),

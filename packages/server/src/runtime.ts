@@ -93,6 +93,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     snapshotEveryBytes: config.snapshotEveryBytes,
     snapshotChunkBytes: config.snapshotChunkBytes,
     ...(config.crashAt === undefined ? {} : { failureHooks: crashHooks(config.crashAt, config.id) }),
+    ...(config.maxPersistMs === undefined ? {} : { maxPersistMs: config.maxPersistMs }),
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
@@ -123,6 +124,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   });
   node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
   let reportedTenth = -1;
+  node.on("step-down", (event) => logger.warn("stepped down: disk writes too slow to lead", { persistMs: Math.round(event.persistMs), handedTo: event.handedTo }));
   node.on("snapshot", (progress) => {
     if (progress.kind === "chunk") {
       // A line at the start and at every tenth of the way, not one per chunk.

@@ -54,6 +54,15 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly random?: Random;
   /** Test-only: planted protocol bugs. */
   readonly bugs?: PlantedBugs;
+  /**
+   * Gray failures: a leader whose disk writes take this long (the median of
+   * its last eight) hands leadership to a follower with a working disk
+   * (default: the minimum election timeout, `electionTicks × tickMs`; 0
+   * disables). A disk that stops answering altogether stops the leader's
+   * heartbeats too, and the others elect a new leader once its lease runs
+   * out. Followers need no such watch: a quorum commits without a slow one.
+   */
+  readonly maxPersistMs?: number;
   /** Test-only: crash at named points (see `FailurePoint`). */
   readonly failureHooks?: FailureHooks;
 }
@@ -77,6 +86,8 @@ export interface NodeEvents {
   snapshot: SnapshotProgress;
   /** The configuration chosen last changed (learned from the log or a snapshot). */
   config: Configuration;
+  /** This replica stopped leading on its own, because of a gray failure it saw in itself. */
+  "step-down": { readonly reason: "slow-disk"; readonly persistMs: number; readonly handedTo: NodeId | undefined };
 }
 
 interface Waiter {
@@ -106,6 +117,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     applied: new Set(),
     snapshot: new Set(),
     config: new Set(),
+    "step-down": new Set(),
   };
   private timer: unknown;
   /**
@@ -117,6 +129,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private drainScheduled = false;
   private stopped = false;
   private fatalError: Error | undefined;
+  /** When the persist in flight started (by `clock`), for the disk watch. */
+  private persistStartedAt: number | undefined;
+  /** How long the last few persists took, for the disk watch. */
+  private persistMs: number[] = [];
+  private readonly clock: Clock;
   private lastLeader: NodeId | undefined;
   private lastRole: ReplicaStatus["role"] = "follower";
   private lastConfigId = -1;
@@ -138,6 +155,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
     this.id = config.id;
+    this.clock = config.clock ?? monotonicClock;
     this.host = new StateMachineHost(config.stateMachine, {
       sessionTtlMs: config.sessionTtlMs ?? 60_000,
       voters: config.voters,
@@ -203,6 +221,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.input((replica) => replica.tick());
       this.transfer.tick();
       this.flushDeferredMarks();
+      this.watchDisk();
     }, this.config.tickMs ?? 50);
     this.scheduleDrain();
   }
@@ -329,6 +348,26 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       }
       this.scheduleDrain();
     });
+  }
+
+  /**
+   * A leader whose disk writes are slow past `maxPersistMs` hands over to a
+   * follower: every commit waits for the leader's own write, so a healthy
+   * follower leads faster.
+   */
+  private watchDisk(): void {
+    const limit = this.config.maxPersistMs ?? (this.config.replica?.electionTicks ?? DEFAULT_REPLICA_OPTIONS.electionTicks) * (this.config.tickMs ?? 50);
+    const replica = this.replica;
+    // The median of the last eight: one slow write is a hiccup, not a failing disk.
+    if (limit <= 0 || this.persistMs.length < 8 || replica === undefined || replica.status().role !== "leader") return;
+    const persistMs = [...this.persistMs].sort((x, y) => x - y)[4] as number;
+    if (persistMs < limit) return;
+    this.persistMs = [];
+    let handedTo: NodeId | undefined;
+    this.input((leader) => {
+      handedTo = leader.handOver();
+    });
+    this.emit("step-down", { reason: "slow-disk", persistMs, handedTo });
   }
 
   /** Makes this replica stop leading at once, if it leads (see `Replica.stepDown`). */
@@ -533,6 +572,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     // crash, they are learned again), so a Ready with nothing else to persist
     // leaves them for the next persist instead of paying a commit of its own.
     let persisting: Promise<void> | undefined;
+    this.persistStartedAt = undefined;
     const hooks = this.config.failureHooks;
     const points = hooks === undefined ? undefined : persistPoints(ready.persist);
     if (onlyChosenMarks(ready)) {
@@ -540,6 +580,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     } else if (!isEmptyBatch(ready.persist)) {
       for (const point of points?.before ?? []) hooks?.at(point);
       persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist));
+      this.persistStartedAt = this.clock.now();
     }
     // Applying overlaps the disk write: what is chosen is durable on a quorum
     // already, and never waits for this Ready's own persist.
@@ -550,6 +591,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       throw error;
     }
     await persisting;
+    if (this.persistStartedAt !== undefined) {
+      this.persistMs.push(this.clock.now() - this.persistStartedAt);
+      if (this.persistMs.length > 8) this.persistMs.shift();
+    }
+    this.persistStartedAt = undefined;
     for (const point of points?.after ?? []) hooks?.at(point);
     if (this.stopped) return;
     for (const message of ready.messagesAfterPersist) transport.send(message);
