@@ -6,6 +6,8 @@
  *
  * BENCH_WORKLOADS picks workloads by `kind-concurrency` (default: all of
  * put-1, put-64, put-256, get-64, cas-16).
+ * BENCH_SYNOD_FLAGS adds `serve` flags to every Synod replica (e.g.
+ * "--lease-ms 0" to measure reads without master leases).
  *
  * Each system's cluster is started on its own (never both at once, so they do
  * not compete for the cores), runs every workload in turn, and is stopped.

@@ -203,7 +203,7 @@ export async function startServeCluster(options: { script: string; label: string
     for (const id of ids) {
       const dataDirectory = join(options.directory, id);
       mkdirSync(dataDirectory, { recursive: true });
-      const args = [...nodeFlags, options.script, "serve", "--id", id, "--members", members, "--data-dir", dataDirectory, "--log-level", "warn"];
+      const args = [...nodeFlags, options.script, "serve", "--id", id, "--members", members, "--data-dir", dataDirectory, "--log-level", "warn", ...(process.env.BENCH_SYNOD_FLAGS ?? "").split(" ").filter((flag) => flag !== "")];
       servers.push(spawnServer(`${options.label} ${id}`, process.execPath, args, join(options.directory, `${id}.log`)));
     }
     if (!(await pollUntil(() => options.ready(urls), startupMs, 200))) {
