@@ -708,10 +708,13 @@ describe("SynodNode: gray failures", () => {
       this.open?.();
       this.gate = undefined;
     }
+    /** Persists completed. */
+    persisted = 0;
     override async persist(batch: PersistBatch): Promise<void> {
       await this.gate;
       if (this.delayMs > 0) await sleep(this.delayMs);
-      return super.persist(batch);
+      await super.persist(batch);
+      this.persisted += 1;
     }
   }
 
@@ -759,6 +762,27 @@ describe("SynodNode: gray failures", () => {
       const items = leader.readLocal("all").value;
       return items.includes(3) && items.includes(4);
     }, "the old leader to catch up once its disk answers");
+  });
+
+  it("a follower whose disk stalls does not hold up commits: the leader and the other follower commit without it", async () => {
+    const network = new MemoryNetwork();
+    const ids = ["a", "b", "c"];
+    const disks = ids.map(() => new FailingDisk());
+    const nodes = ids.map((id, index) => new SynodNode({ id, voters: ids, storage: disks[index] as FailingDisk, transport: network.transport(id), stateMachine: new ListMachine(), tickMs: TICK_MS }) as Node);
+    started.push(...nodes);
+    await Promise.all(nodes.map((node) => node.start()));
+    const leader = await stableLeader({ nodes } as Cluster);
+    await leader.propose(0);
+    const slow = nodes.find((node) => node !== leader) as Node;
+    const slowDisk = disks[nodes.indexOf(slow)] as FailingDisk;
+    slowDisk.stall();
+    const before = slowDisk.persisted;
+    for (let value = 1; value <= 10; value += 1) await leader.propose(value);
+    // Ten writes committed while the stalled follower made nothing durable.
+    expect(slowDisk.persisted).toBe(before);
+    expect(leader.readLocal("all").value).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    slowDisk.resume();
+    await waitFor(() => slow.readLocal("all").value.length === 11, "the slow follower to catch up once its disk answers");
   });
 
   it("a leader whose disk is slow hands leadership to a follower on its own, and writes go on there", async () => {
