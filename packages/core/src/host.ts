@@ -1,8 +1,8 @@
-import type { NodeId } from "./ballot.js";
+import { type Ballot, type NodeId, compareBallots } from "./ballot.js";
 import { NO_BUGS, type PlantedBugs } from "./bugs.js";
 import { concatBytes } from "./bytes.js";
 import { ConfigLog, type Configuration } from "./config.js";
-import { type ErrorReply, SessionExpiredError, StaleSequenceError, invariant } from "./errors.js";
+import { EpochChangedError, type ErrorReply, SessionExpiredError, StaleSequenceError, invariant } from "./errors.js";
 import type { ChosenEntry, Command } from "./values.js";
 
 /** What an operation learns about where it is applied. Identical on every replica. */
@@ -13,6 +13,8 @@ export interface ApplyContext {
   readonly time: number;
   readonly session: string;
   readonly seq: number;
+  /** The epoch (leader's ballot) the command was accepted under; undefined for logs from before epochs. */
+  readonly epoch?: Ballot | undefined;
 }
 
 /**
@@ -109,6 +111,8 @@ export interface SessionRecord {
 export interface SnapshotHandle {
   readonly slot: number;
   readonly time: number;
+  /** The newest epoch applied through `slot` (see `StateMachineHost.apply`). */
+  readonly epoch?: Ballot | undefined;
   /** The configurations that govern the slots after `slot` (the first governs `slot + 1`). */
   readonly configs: readonly Configuration[];
   readonly sessions: readonly SessionRecord[];
@@ -172,6 +176,8 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
   private readonly sessions = new Map<string, SessionEntry>();
   private appliedThroughSlot = -1;
   private logTime = 0;
+  /** The newest epoch whose batches were applied: a batch of an older one is stale. */
+  private epoch: Ballot | undefined;
   private readonly bugs: PlantedBugs;
   private configs: ConfigLog;
   private configOutcomes: AppliedConfig[] = [];
@@ -231,10 +237,19 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
       return [];
     }
     if (value.type !== "batch") return [];
+    const epoch = value.epoch;
+    if (epoch !== undefined && this.epoch !== undefined && compareBallots(epoch, this.epoch) < 0) {
+      // A batch of an older epoch, chosen after batches of a newer one: a leader that lost
+      // mastership accepted it, and a later leader found it. It is not applied as if current
+      // (Paxos Made Live §5.3): each command fails with EPOCH_CHANGED and leaves the session
+      // table alone, so its client's retry with the same sequence number applies it once.
+      return value.commands.map((command) => ({ command, slot: entry.slot, outcome: errorOutcome(new EpochChangedError(undefined)), duplicate: false }));
+    }
+    if (epoch !== undefined) this.epoch = epoch;
     if (value.time > this.logTime) this.logTime = value.time;
     this.expireSessions();
     const applied: AppliedCommand[] = [];
-    for (const command of value.commands) applied.push(this.applyCommand(entry.slot, command));
+    for (const command of value.commands) applied.push(this.applyCommand(entry.slot, command, epoch));
     return applied;
   }
 
@@ -261,6 +276,7 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     return {
       slot: this.appliedThroughSlot,
       time: this.logTime,
+      ...(this.epoch === undefined ? {} : { epoch: this.epoch }),
       configs: this.configs.historyAfter(this.appliedThroughSlot),
       sessions: [...this.sessions].map(([session, entry]) => ({ session, ...entry })),
     };
@@ -287,6 +303,7 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     }
     this.appliedThroughSlot = handle.slot;
     this.logTime = handle.time;
+    this.epoch = handle.epoch;
     this.configs = new ConfigLog(this.configs.alpha, handle.configs, handle.slot);
     this.configOutcomes = [];
   }
@@ -300,7 +317,7 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     return `${this.appliedThroughSlot}|${app}|${sessions}`;
   }
 
-  private applyCommand(slot: number, command: Command): AppliedCommand {
+  private applyCommand(slot: number, command: Command, epoch: Ballot | undefined): AppliedCommand {
     const body = command.body;
     const existing = this.sessions.get(command.session);
     if (body.type === "open-session") {
@@ -324,7 +341,7 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
       this.sessions.delete(command.session);
       return { command, slot, outcome: OK_NULL, duplicate: false };
     }
-    const context: ApplyContext = { slot, time: this.logTime, session: command.session, seq: command.seq };
+    const context: ApplyContext = { slot, time: this.logTime, session: command.session, seq: command.seq, epoch };
     let result: unknown;
     if (body.type === "op") {
       result = this.machine.apply(body.op as Op, context);

@@ -114,7 +114,7 @@ export class Leadership {
       return { value, size: valueSize(value) };
     }
     const batch = this.queue.cut(options.maxBatchCommands, options.maxBatchBytes);
-    if (batch !== undefined) return { value: { type: "batch", time, commands: batch.commands }, size: batch.bytes + 32 };
+    if (batch !== undefined) return { value: { type: "batch", time, commands: batch.commands, epoch: this.ballot }, size: batch.bytes + 64 };
     if (slot <= this.phase.maxSlotFound || slot < padUntil) return { value: NOOP, size: valueSize(NOOP) };
     return undefined;
   }

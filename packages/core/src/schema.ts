@@ -56,6 +56,7 @@ export const valueSchema = z.discriminatedUnion("type", [
     type: z.literal("batch"),
     time: z.number().finite(),
     commands: z.array(commandSchema).readonly(),
+    epoch: ballotSchema.optional(),
   }),
 ]);
 
@@ -72,6 +73,7 @@ const uint32 = z.number().int().nonnegative().max(0xffffffff);
 export const snapshotHandleSchema = z.object({
   slot: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
   time: z.number().finite(),
+  epoch: ballotSchema.optional(),
   configs: z.array(configurationSchema).min(1),
   sessions: z.array(
     z.object({

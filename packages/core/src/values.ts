@@ -33,6 +33,11 @@ export interface BatchValue {
   readonly type: "batch";
   readonly time: number;
   readonly commands: readonly Command[];
+  /**
+   * The ballot of the leader that cut the batch: the epoch its commands were
+   * accepted under (Paxos Made Live §5.3). Absent in logs from before epochs.
+   */
+  readonly epoch?: Ballot;
 }
 
 /**

@@ -441,3 +441,41 @@ describe("StateMachineHost: slot order", () => {
     expect(() => new StateMachineHost(new CounterMachine(), { sessionTtlMs: 0, voters: VOTERS })).toThrow(InvariantError);
   });
 });
+
+describe("StateMachineHost: epochs (Paxos Made Live §5.3)", () => {
+  const at = (round: number, node: string) => ({ round, node });
+  const epochBatch = (slot: number, epoch: { round: number; node: string }, ...commands: Command[]): ChosenEntry => ({ slot, value: { type: "batch", time: slot, commands, epoch } });
+
+  it("tells each command the epoch it was accepted under", () => {
+    const { host, machine } = newHost();
+    feed(host, [epochBatch(0, at(1, "a"), open("s")), epochBatch(1, at(1, "a"), incr("s", 1)), epochBatch(2, at(3, "b"), incr("s", 2))]);
+    expect(machine.contexts.map((context) => context.epoch)).toEqual([at(1, "a"), at(3, "b")]);
+  });
+
+  it("a batch of an older epoch, chosen after a newer one's, is refused, not applied: EPOCH_CHANGED, session untouched, and the retry applies once", () => {
+    const { host, machine } = newHost();
+    feed(host, [epochBatch(0, at(1, "a"), open("s"), open("t")), epochBatch(1, at(2, "b"), incr("t", 1))]);
+    // A leader of epoch 1 accepted s's first increment; a later leader found it and chose it after epoch 2's batches.
+    const stale = host.apply(epochBatch(2, at(1, "a"), incr("s", 1)));
+    expect(stale.map((applied) => applied.outcome)).toEqual([{ ok: false, error: { code: "EPOCH_CHANGED", message: expect.any(String) } }]);
+    expect(host.query("x")).toBe(1);
+    expect(host.cachedOutcome("s", 1)).toBeUndefined();
+    // The client retries the same command; it applies once, in the current epoch.
+    const retried = host.apply(epochBatch(3, at(2, "b"), incr("s", 1)));
+    expect(retried.map((applied) => applied.outcome)).toEqual([{ ok: true, result: 2 }]);
+    expect(machine.applies).toBe(2);
+    expect(host.apply(epochBatch(4, at(2, "b"), incr("s", 1)))[0]?.duplicate).toBe(true);
+  });
+
+  it("the newest epoch travels in the snapshot handle, so a restored replica refuses the same stale batches", async () => {
+    const { host } = newHost();
+    feed(host, [epochBatch(0, at(1, "a"), open("s")), epochBatch(1, at(4, "c"), incr("s", 1))]);
+    const snapshot = await host.beginSnapshot().write();
+    expect(snapshot.handle.epoch).toEqual(at(4, "c"));
+    const { host: restored } = newHost();
+    restored.restore(snapshot);
+    expect(restored.apply(epochBatch(2, at(2, "a"), incr("s", 2)))[0]?.outcome).toMatchObject({ ok: false, error: { code: "EPOCH_CHANGED" } });
+    expect(host.apply(epochBatch(2, at(2, "a"), incr("s", 2)))[0]?.outcome).toMatchObject({ ok: false, error: { code: "EPOCH_CHANGED" } });
+    expect(restored.digest()).toBe(host.digest());
+  });
+});

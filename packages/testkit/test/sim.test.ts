@@ -13,12 +13,20 @@ describe("seeded simulation with faults", () => {
   // torn unsynced writes, pauses, disk stalls, clock drift; then a liveness
   // phase. Invariants after every event; every history checked.
   for (const replicas of [3, 5]) {
-    it(`250 seeds on ${replicas} replicas: no violation, every history linearizable, lease reads among them`, () => {
+    it(`250 seeds on ${replicas} replicas: no violation, every history linearizable, lease reads and refused stale epochs among them`, () => {
       let leaseReads = 0;
-      const summary = runSeeds(1, 250, { replicas }, { onResult: (result) => (leaseReads += result.statistics.leaseReads) });
+      let staleEpoch = 0;
+      const summary = runSeeds(1, 250, { replicas }, {
+        onResult: (result) => {
+          leaseReads += result.statistics.leaseReads;
+          staleEpoch += result.statistics.staleEpochCommands;
+        },
+      });
       expect(failures(summary.failures)).toBe("");
       // Master leases are on (80 ms, drift bound 5 %, as the clocks drift): leaders serve many reads from their own state.
       expect(leaseReads).toBeGreaterThan(250 * 20);
+      // Batches of a lost epoch were found and chosen after a newer epoch's, and refused: their clients retried.
+      expect(staleEpoch).toBeGreaterThan(0);
       expect(summary.runs).toBe(250);
       expect(summary.operationsChecked).toBeGreaterThan(250 * 100);
       expect(summary.crashes).toBeGreaterThan(250);

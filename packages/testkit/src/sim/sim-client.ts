@@ -90,6 +90,11 @@ export class SimClient {
         return;
       case "outcome":
         if (!reply.outcome.ok) {
+          if (reply.outcome.error.code === "EPOCH_CHANGED") {
+            // A stale epoch's copy of the command was refused, not applied: send it again, same sequence number.
+            this.resend(current, 2 + this.random.integer(5));
+            return;
+          }
           if (reply.outcome.error.code === "SESSION_EXPIRED") {
             // Whether it applied is unknown: leave it open and start a new session.
             this.current = undefined;

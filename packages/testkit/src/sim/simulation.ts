@@ -46,6 +46,8 @@ export interface SimulationStatistics {
   leaseReads: number;
   /** Crashes at the named failure point of `crashAt`. */
   failurePointCrashes: number;
+  /** Commands in batches of an older epoch, chosen after a newer one's, and refused (counted once per slot). */
+  staleEpochCommands: number;
 }
 
 export interface SimulationResult {
@@ -110,6 +112,7 @@ export class Simulation {
     snapshotsInstalled: 0,
     leaseReads: 0,
     failurePointCrashes: 0,
+    staleEpochCommands: 0,
   };
   private livenessStartedAt = 0;
   private readonly nemesis: Nemesis;
@@ -322,6 +325,7 @@ export class Simulation {
       this.noteChosen(node, entry.slot, entry.value);
       for (const applied of node.apply(entry)) {
         const key = `${applied.command.session}/${applied.command.seq}`;
+        if (!applied.outcome.ok && applied.outcome.error.code === "EPOCH_CHANGED" && !this.digests.has(entry.slot)) this.statistics.staleEpochCommands += 1;
         if (!applied.duplicate && applied.outcome.ok) {
           const first = this.appliedAt.get(key);
           if (first === undefined) this.appliedAt.set(key, entry.slot);
