@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { MemoryNetwork, MemoryStorage, NotLeaderError, SynodNode } from "../src/index.js";
 import { ListMachine } from "../src/testing/index.js";
+import { waitFor } from "./wait.js";
 
 
-async function waitFor<T>(probe: () => T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 describe("SynodNode over the in-memory network", () => {
   it("elects a leader, chooses commands, and every replica applies them in order", async () => {

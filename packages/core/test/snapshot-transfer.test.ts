@@ -3,16 +3,8 @@ import { MemoryNetwork, MemoryStorage, type NodeId, type SnapshotHandle, type Sn
 
 import { portableFromBase64, portableToBase64 } from "../src/bytes.js";
 import { ListMachine } from "../src/testing/index.js";
+import { waitFor } from "./wait.js";
 
-async function waitFor<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** a, b, c vote; d starts with the same bootstrap configuration and waits to be added. Logs are compacted hard. */
 function cluster(chunkBytes: number) {
@@ -45,7 +37,13 @@ function cluster(chunkBytes: number) {
   const node = (id: NodeId) => nodes.get(id) as SynodNode<number, number, number, "all", number[]>;
   const items = (id: NodeId) => (machines.get(id) as ListMachine).items;
   const leader = () => waitFor(() => [...nodes.values()].find((candidate) => candidate.status().role === "leader"));
-  return { network, nodes, machines, storages, node, items, leader, restart, stop: () => Promise.all([...nodes.values()].map((each) => each.stop())) };
+  /** Writes 1..100 and waits until every voter has applied them and taken the same snapshots (so each can serve the same one). */
+  const fillAndCompact = async (leader: SynodNode) => {
+    for (let value = 1; value <= 100; value += 1) await leader.propose(value);
+    await waitFor(() => (["a", "b", "c"].every((id) => items(id).length === 100) ? true : undefined));
+    await waitFor(() => (["a", "b", "c"].every((id) => node(id).status().logStart === leader.status().logStart) ? true : undefined));
+  };
+  return { network, nodes, machines, storages, node, items, leader, restart, fillAndCompact, stop: () => Promise.all([...nodes.values()].map((each) => each.stop())) };
 }
 
 describe("snapshot transfer to a replica too far behind for the log", () => {
@@ -87,10 +85,7 @@ describe("snapshot transfer to a replica too far behind for the log", () => {
     await Promise.all([...c.nodes.values()].map((node) => node.start()));
     try {
       const leader = await c.leader();
-      for (let value = 1; value <= 100; value += 1) await leader.propose(value);
-      // Every voter has applied the same slots and so taken the same snapshots.
-      await waitFor(() => (["a", "b", "c"].every((id) => c.items(id).length === 100) ? true : undefined));
-      await waitFor(() => (["a", "b", "c"].every((id) => c.node(id).status().logStart === leader.status().logStart) ? true : undefined));
+      await c.fillAndCompact(leader);
 
       const events: SnapshotProgress[] = [];
       let cutFrom: NodeId | undefined;
@@ -128,9 +123,7 @@ describe("snapshot transfer to a replica too far behind for the log", () => {
     await Promise.all([...c.nodes.values()].map((node) => node.start()));
     try {
       const leader = await c.leader();
-      for (let value = 1; value <= 100; value += 1) await leader.propose(value);
-      await waitFor(() => (["a", "b", "c"].every((id) => c.items(id).length === 100) ? true : undefined));
-      await waitFor(() => (["a", "b", "c"].every((id) => c.node(id).status().logStart === leader.status().logStart) ? true : undefined));
+      await c.fillAndCompact(leader);
 
       const before: SnapshotProgress[] = [];
       let restarting: Promise<void> | undefined;

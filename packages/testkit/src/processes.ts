@@ -72,19 +72,29 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` every `intervalMs` until it returns true, or throws naming `what` (and the last error `check` threw). */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 20): Promise<void> {
+/**
+ * Polls `probe` every `intervalMs` until it gives something other than
+ * undefined or false, and resolves with it; throws naming `what` (and the
+ * last error `probe` threw) after `timeoutMs`.
+ */
+export async function poll<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string, intervalMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
-      if (await check()) return;
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
     } catch (error) {
       lastError = error;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? "" : ` (last error: ${String(lastError)})`}`);
     await sleep(intervalMs);
   }
+}
+
+/** Polls `check` every `intervalMs` until it returns true, or throws naming `what` (and the last error `check` threw). */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 20): Promise<void> {
+  await poll(check, timeoutMs, what, intervalMs);
 }
 
 /** Settles `promise` within `timeoutMs` or rejects naming `what`. */

@@ -13,6 +13,7 @@
 import { type Clock, MemoryNetwork, MemoryStorage, type NodeId, type PlantedBug, SynodNode } from "@synod/core";
 import { ListMachine } from "@synod/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
+import { poll } from "../src/processes.js";
 import { type CasRegisterInput, type CasRegisterOutput, type Operation, casRegisterModel, checkOperations } from "../src/lincheck/index.js";
 
 const LEASE_MS = 1_000;
@@ -24,15 +25,6 @@ afterEach(async () => {
   nodes = [];
 });
 
-async function waitFor<T>(probe: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 interface Attempt {
   /** How far the followers' clocks and the old leader's clock run while it is cut off (ms). */
@@ -74,7 +66,7 @@ async function staleReadAttempt(attempt: Attempt): Promise<Operation<CasRegister
   };
   const lastOf = (items: readonly number[]) => (items.length === 0 ? null : String(items[items.length - 1]));
 
-  const old = await waitFor(() => nodes.find((node) => node.status().role === "leader" && node.status().leaseRemainingMs !== undefined), "a leader holding its lease");
+  const old = await poll(() => nodes.find((node) => node.status().role === "leader" && node.status().leaseRemainingMs !== undefined), 10_000, "a leader holding its lease", 2);
   await record(0, { kind: "write", value: "1" }, async () => {
     await old.propose(1);
     return { kind: "write" };
@@ -83,7 +75,7 @@ async function staleReadAttempt(attempt: Attempt): Promise<Operation<CasRegister
   network.isolate(old.id, others.map((node) => node.id));
   for (const node of others) (clocks.get(node.id) as { ms: number }).ms += attempt.followersAdvance;
   (clocks.get(old.id) as { ms: number }).ms += attempt.leaderAdvance;
-  const successor = await waitFor(() => others.find((node) => node.status().role === "leader"), "a new leader among the others");
+  const successor = await poll(() => others.find((node) => node.status().role === "leader"), 10_000, "a new leader among the others", 2);
   await record(1, { kind: "write", value: "2" }, async () => {
     await successor.propose(2);
     return { kind: "write" };
