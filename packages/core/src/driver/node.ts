@@ -129,8 +129,6 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private drainScheduled = false;
   private stopped = false;
   private fatalError: Error | undefined;
-  /** When the persist in flight started (by `clock`), for the disk watch. */
-  private persistStartedAt: number | undefined;
   /** How long the last few persists took, for the disk watch. */
   private persistMs: number[] = [];
   private readonly clock: Clock;
@@ -348,6 +346,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       }
       this.scheduleDrain();
     });
+  }
+
+  private notePersistMs(ms: number): void {
+    this.persistMs.push(ms);
+    if (this.persistMs.length > 8) this.persistMs.shift();
   }
 
   /**
@@ -572,15 +575,15 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     // crash, they are learned again), so a Ready with nothing else to persist
     // leaves them for the next persist instead of paying a commit of its own.
     let persisting: Promise<void> | undefined;
-    this.persistStartedAt = undefined;
     const hooks = this.config.failureHooks;
     const points = hooks === undefined ? undefined : persistPoints(ready.persist);
     if (onlyChosenMarks(ready)) {
       this.deferredMarks.push(...ready.persist.chosen);
     } else if (!isEmptyBatch(ready.persist)) {
       for (const point of points?.before ?? []) hooks?.at(point);
-      persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist));
-      this.persistStartedAt = this.clock.now();
+      const startedAt = this.clock.now();
+      // Timed by itself, not with the applying that overlaps it: the disk watch judges the disk.
+      persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist)).then(() => this.notePersistMs(this.clock.now() - startedAt));
     }
     // Applying overlaps the disk write: what is chosen is durable on a quorum
     // already, and never waits for this Ready's own persist.
@@ -591,11 +594,6 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       throw error;
     }
     await persisting;
-    if (this.persistStartedAt !== undefined) {
-      this.persistMs.push(this.clock.now() - this.persistStartedAt);
-      if (this.persistMs.length > 8) this.persistMs.shift();
-    }
-    this.persistStartedAt = undefined;
     for (const point of points?.after ?? []) hooks?.at(point);
     if (this.stopped) return;
     for (const message of ready.messagesAfterPersist) transport.send(message);

@@ -92,11 +92,6 @@ export class SnapshotTransfer {
     return this.served !== undefined && this.served.handle.slot >= minSlot;
   }
 
-  /** True while a transfer is under way. */
-  get fetching(): boolean {
-    return this.incoming !== undefined;
-  }
-
   /** Starts fetching a snapshot at `minSlot` or later (or goes on with the one under way if it is far enough). */
   want(minSlot: number, sources: readonly NodeId[]): void {
     const current = this.incoming;
