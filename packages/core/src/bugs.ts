@@ -30,6 +30,8 @@ export const PLANTED_BUGS = [
   "lease-ignores-drift",
   /** An acceptor answers a leader's heartbeat without promising to refuse other prepares for the lease: a new leader can be chosen while the old one still serves lease reads. */
   "lease-not-honoured",
+  /** A replica that lost its disk votes at once, as if new, instead of rebuilding first: it may break a promise it made before. */
+  "rebuild-votes-at-once",
 ] as const;
 
 export type PlantedBug = (typeof PLANTED_BUGS)[number];

@@ -5,7 +5,7 @@ import { PeerProgress } from "./progress.js";
 import { ProposalQueue } from "./proposal-queue.js";
 import { ReadIndex } from "./read-index.js";
 import type { PeerStatus, ReplicaOptions } from "./replica-types.js";
-import { NOOP, type Value, valueSize } from "./values.js";
+import { CHECK, NOOP, type Value, valueSize } from "./values.js";
 
 /** A value this leader proposed in a slot, and the acceptors that voted for it. */
 export interface Proposal {
@@ -36,6 +36,10 @@ export class Leadership {
   readonly readIndex = new ReadIndex();
   /** A configuration change waiting for a slot of its own. */
   pendingConfig: { readonly change: ConfigChange; readonly request: string } | undefined;
+  /** A consistency check waits for a slot of its own. */
+  checkWanted = false;
+  /** Some instance must begin even with nothing to propose (a rebuilding peer's horizon): a no-op will do. */
+  noopWanted = false;
 
   constructor(
     readonly phase: PhaseOne,
@@ -73,7 +77,12 @@ export class Leadership {
   }
 
   peerStatuses(nowTick: number): PeerStatus[] {
-    return [...this.peers].map(([id, progress]) => ({ id, firstUnchosen: progress.answered ? progress.firstUnchosen : undefined, silentTicks: nowTick - progress.lastHeardTick }));
+    return [...this.peers].map(([id, progress]) => ({
+      id,
+      firstUnchosen: progress.answered ? progress.firstUnchosen : undefined,
+      silentTicks: nowTick - progress.lastHeardTick,
+      rebuilding: progress.rebuild !== undefined,
+    }));
   }
 
   /**
@@ -85,7 +94,7 @@ export class Leadership {
     let bestFirstUnchosen = config.id;
     for (const voter of config.voters) {
       const progress = this.peers.get(voter);
-      if (progress?.answered === true && progress.firstUnchosen > bestFirstUnchosen) {
+      if (progress?.answered === true && progress.rebuild === undefined && progress.firstUnchosen > bestFirstUnchosen) {
         best = voter;
         bestFirstUnchosen = progress.firstUnchosen;
       }
@@ -96,9 +105,10 @@ export class Leadership {
   /**
    * The value to propose in `slot` (promised by a quorum of its
    * configuration): what Phase 1 found there, else the pending
-   * configuration change, else a batch of queued commands stamped `time`,
-   * else a no-op where a gap Phase 1 left must be filled or while slots
-   * before `padUntil` (where the latest configuration takes effect) remain;
+   * configuration change, else a wanted consistency check, else a batch of
+   * queued commands stamped `time`, else a no-op where a gap Phase 1 left
+   * must be filled, while slots before `padUntil` (where the latest
+   * configuration takes effect) remain, or where an instance is wanted;
    * undefined when there is nothing to propose.
    */
   nextValue(slot: number, options: ReplicaOptions, time: number, padUntil: number, ignoreFound: boolean): { value: Value; size: number } | undefined {
@@ -113,9 +123,20 @@ export class Leadership {
       const value: Value = { type: "config", change: pending.change, request: pending.request };
       return { value, size: valueSize(value) };
     }
+    if (this.checkWanted) {
+      this.checkWanted = false;
+      this.noopWanted = false;
+      return { value: CHECK, size: valueSize(CHECK) };
+    }
     const batch = this.queue.cut(options.maxBatchCommands, options.maxBatchBytes);
-    if (batch !== undefined) return { value: { type: "batch", time, commands: batch.commands, epoch: this.ballot }, size: batch.bytes + 64 };
-    if (slot <= this.phase.maxSlotFound || slot < padUntil) return { value: NOOP, size: valueSize(NOOP) };
+    if (batch !== undefined) {
+      this.noopWanted = false;
+      return { value: { type: "batch", time, commands: batch.commands, epoch: this.ballot }, size: batch.bytes + 64 };
+    }
+    if (slot <= this.phase.maxSlotFound || slot < padUntil || this.noopWanted) {
+      this.noopWanted = false;
+      return { value: NOOP, size: valueSize(NOOP) };
+    }
     return undefined;
   }
 }

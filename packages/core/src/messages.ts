@@ -20,7 +20,8 @@ export type Message =
   | TakeOver
   | NeedSnapshot
   | SnapshotRequest
-  | SnapshotChunk;
+  | SnapshotChunk
+  | Digest;
 
 interface Envelope {
   readonly from: NodeId;
@@ -123,6 +124,11 @@ export interface Heartbeat extends Envelope {
   readonly round: number;
   /** The leader's log clock when it sent this: a successor's log clock continues from the highest one heard. */
   readonly logTime: number;
+  /**
+   * To a rebuilding replica that sent `probe`: every slot from `slot` on is
+   * proposed after the leader heard that probe, so after the rebuild began.
+   */
+  readonly horizon?: { readonly probe: number; readonly slot: number };
 }
 
 export interface HeartbeatReply extends Envelope {
@@ -130,6 +136,12 @@ export interface HeartbeatReply extends Envelope {
   readonly ballot: Ballot;
   readonly round: number;
   readonly firstUnchosen: number;
+  /**
+   * Set by a replica rebuilding its lost state (Paxos Made Live §5.1): it
+   * grants no lease and confirms no read; the leader answers with a
+   * `horizon` naming this probe.
+   */
+  readonly rebuilding?: number;
 }
 
 /**
@@ -184,6 +196,16 @@ export interface SnapshotChunk extends Envelope {
   readonly offset: number;
   readonly data: string;
   readonly crc: number;
+}
+
+/**
+ * A runtime consistency check's result on the sender: the digest of its
+ * state after applying every slot below the check slot `slot`.
+ */
+export interface Digest extends Envelope {
+  readonly type: "digest";
+  readonly slot: number;
+  readonly digest: string;
 }
 
 export type MessageType = Message["type"];

@@ -26,6 +26,8 @@ export class PeerProgress {
   lastAckTick: number;
   /** A batch of `success` entries is on its way; don't send another until answered or timed out. */
   successInFlightSinceTick: number | undefined;
+  /** The peer is rebuilding lost state: its probe, and the first slot proposed after it was heard (its horizon). */
+  rebuild: { readonly probe: number; readonly slot: number } | undefined;
 
   private readonly slots: number[] = [];
   private readonly sizes: number[] = [];

@@ -15,6 +15,7 @@ export class ReadyBuilder {
   private readonly records = new Map<number, SlotRecord>();
   private readonly chosenMarks = new Set<number>();
   private truncateBefore: number | undefined;
+  private rebuilt = false;
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
   private selfAfterPersist: Message[] = [];
@@ -37,6 +38,11 @@ export class ReadyBuilder {
 
   persistPromise(ballot: Ballot): void {
     this.promised = ballot;
+  }
+
+  /** The replica finished rebuilding: storage must stop saying it is rebuilding. */
+  persistRebuilt(): void {
+    this.rebuilt = true;
   }
 
   persistRecord(record: SlotRecord): void {
@@ -78,6 +84,7 @@ export class ReadyBuilder {
       this.records.size === 0 &&
       this.chosenMarks.size === 0 &&
       this.truncateBefore === undefined &&
+      !this.rebuilt &&
       this.aborted.length === 0 &&
       this.reads.length === 0 &&
       this.failedReads.length === 0
@@ -92,6 +99,7 @@ export class ReadyBuilder {
         records: [...this.records.values()],
         chosen: [...this.chosenMarks],
         truncateBefore: this.truncateBefore,
+        ...(this.rebuilt ? { rebuilt: true as const } : {}),
       },
       messages: this.messages,
       messagesAfterPersist: this.messagesAfterPersist,
@@ -105,6 +113,7 @@ export class ReadyBuilder {
     this.records.clear();
     this.chosenMarks.clear();
     this.truncateBefore = undefined;
+    this.rebuilt = false;
     this.messages = [];
     this.messagesAfterPersist = [];
     this.selfAfterPersist = [];

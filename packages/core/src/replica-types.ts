@@ -97,6 +97,14 @@ export interface RecoveredState {
    * bootstrap configuration in `ReplicaConfig`.
    */
   readonly configs?: { readonly history: readonly Configuration[]; readonly through: number };
+  /**
+   * The replica lost what it promised and accepted (a corrupted or wiped
+   * disk) and is rebuilding (Paxos Made Live §5.1): it answers no prepare or
+   * accept, grants no lease and stands for nothing, re-learns the chosen log
+   * (and snapshots), and votes again only once it has learned a slot whose
+   * Paxos instance began after its rebuild did.
+   */
+  readonly rebuilding?: boolean;
 }
 
 export const EMPTY_STATE: RecoveredState = Object.freeze({
@@ -136,6 +144,8 @@ export interface PersistBatch {
   readonly chosen: readonly number[];
   /** Drop slot records below this slot (after a snapshot). */
   readonly truncateBefore: number | undefined;
+  /** The replica finished rebuilding (see `RecoveredState.rebuilding`): from now on it votes, so it must not restart as rebuilding. */
+  readonly rebuilt?: true;
 }
 
 /** A proposal that will not be answered by applying it, and why. */
@@ -206,6 +216,8 @@ export interface ReplicaStatus {
   readonly leaseRemainingMs: number | undefined;
   /** Reads this replica served under its lease, without a read-index round, since it started. */
   readonly leaseReads: number;
+  /** Rebuilding lost state: it votes in nothing yet (see `RecoveredState.rebuilding`). */
+  readonly rebuilding: boolean;
 }
 
 export interface PeerStatus {
@@ -214,4 +226,6 @@ export interface PeerStatus {
   readonly firstUnchosen: number | undefined;
   /** Ticks since it last answered. */
   readonly silentTicks: number;
+  /** It said it is rebuilding lost state, and does not vote yet. */
+  readonly rebuilding: boolean;
 }

@@ -91,6 +91,12 @@ export class Replica {
   private candidate: PhaseOne | undefined;
   private leader: Leadership | undefined;
   private nextReadId = 1;
+  /**
+   * Set while this replica rebuilds state it lost (see
+   * `RecoveredState.rebuilding`): the probe it sends the leader, and the
+   * first slot the leader proposed after hearing it, once told.
+   */
+  private rebuild: { readonly probe: number; horizon: number | undefined } | undefined;
   /** The leader said the slots this replica lacks are compacted away: the driver fetches a snapshot. */
   private snapshotWanted: { readonly from: NodeId; readonly minSlot: number } | undefined;
 
@@ -126,8 +132,9 @@ export class Replica {
     if (this.handedOutThrough >= this.firstUnchosen) this.skipTo(this.handedOutThrough + 1);
     this.maxBallotSeen = this.promised;
     this.electionTimeout = this.randomElectionTimeout();
+    if (recovered.rebuilding === true && !this.bugs.has("rebuild-votes-at-once")) this.rebuild = { probe: this.random.integer(0xffffffff), horizon: undefined };
     // It may have granted a lease before it stopped, and it does not remember to whom: honour it for everyone.
-    if (this.options.leaseMs > 0 && compareBallots(this.promised, ZERO_BALLOT) > 0) this.leaseGrantedUntil = this.clock.now() + this.options.leaseMs;
+    if (this.options.leaseMs > 0 && (compareBallots(this.promised, ZERO_BALLOT) > 0 || this.rebuild !== undefined)) this.leaseGrantedUntil = this.clock.now() + this.options.leaseMs;
   }
 
   // ---------------------------------------------------------------- inputs
@@ -143,7 +150,9 @@ export class Replica {
     // A replica outside the configuration waits three timeouts, so that members go first; one that knows
     // of no voters at all (it joined and has not learned the configuration) has no one to ask.
     // A replica whose own acceptor is bound by a lease to another (or, just restarted, to anyone) cannot promise itself: it waits.
-    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3) && this.configs.latest.voters.length > 0 && !this.leaseRefuses(this.id)) this.startPreVote();
+    // One that is rebuilding votes for no one, itself included.
+    const standing = this.configs.latest.voters.length > 0 && !this.leaseRefuses(this.id) && this.rebuild === undefined;
+    if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3) && standing) this.startPreVote();
   }
 
   /** Handles one message from another replica (or this one, via `advance`). */
@@ -176,6 +185,7 @@ export class Replica {
         return this.onNeedSnapshot(message);
       case "snapshot-request":
       case "snapshot-chunk":
+      case "digest":
         // Snapshot transfer is the driver's: bytes, not protocol state.
         return;
       default: {
@@ -234,6 +244,17 @@ export class Replica {
     const ballot = leader.ballot;
     this.becomeFollower(to);
     this.output.send({ type: "take-over", from: this.id, to, ballot });
+  }
+
+  /**
+   * Asks the leader to propose a consistency check (a `check` value in a
+   * slot of its own) as soon as the window allows. Throws `NotLeaderError`
+   * on a replica that is not the leader.
+   */
+  proposeCheck(): void {
+    const leader = this.leader;
+    if (this.role !== "leader" || leader === undefined) throw new NotLeaderError(this.leaderId);
+    leader.checkWanted = true;
   }
 
   /**
@@ -391,6 +412,7 @@ export class Replica {
       peers: this.leader?.peerStatuses(this.currentTick) ?? [],
       leaseRemainingMs: this.leaseRemainingMs(),
       leaseReads: this.leaseReads,
+      rebuilding: this.rebuild !== undefined,
     };
   }
 
@@ -491,7 +513,7 @@ export class Replica {
 
   private onPreVote(message: PreVote): void {
     // A pre-vote's ballot is hypothetical: it must not raise what we have seen.
-    const granted = !this.hearsLiveLeader() && compareBallots(message.ballot, this.promised) > 0;
+    const granted = this.rebuild === undefined && !this.hearsLiveLeader() && compareBallots(message.ballot, this.promised) > 0;
     this.output.send({ type: "pre-vote-reply", from: this.id, to: message.from, ballot: message.ballot, granted });
   }
 
@@ -540,13 +562,15 @@ export class Replica {
   /** The leader handed over to this replica: stand now. */
   private onTakeOver(message: TakeOver): void {
     this.noteBallot(message.ballot);
-    if (this.role === "leader") return;
+    if (this.role === "leader" || this.rebuild !== undefined) return;
     this.leaderId = undefined;
     this.startPhaseOne(nextBallot(maxBallot(this.maxBallotSeen, this.promised), this.id), true);
   }
 
   private onPrepare(message: Prepare): void {
     this.noteBallot(message.ballot);
+    // What it promised before its state was lost is forgotten: a promise now could break one of those.
+    if (this.rebuild !== undefined) return this.reject(message.from, message.ballot, "untrusted");
     const order = compareBallots(message.ballot, this.promised);
     if (order < 0) return this.reject(message.from, message.ballot, "promised-higher");
     if (order > 0 && message.from !== this.id && message.from !== this.leaderId && message.transfer !== true && this.hearsLiveLeader()) {
@@ -684,7 +708,8 @@ export class Replica {
     if (ownBallot === undefined || !ballotsEqual(message.ballot, ownBallot)) return;
     // "leader-alive": that acceptor still hears a leader. It is simply not
     // counted; a quorum of others may still promise, else the candidacy times out.
-    if (message.reason === "leader-alive") return;
+    // "untrusted": that acceptor is rebuilding lost state and votes for no one yet.
+    if (message.reason === "leader-alive" || message.reason === "untrusted") return;
     if (compareBallots(message.promised, ownBallot) > 0) {
       // The owner of the higher ballot may be a mere candidate: no leader is known.
       this.becomeFollower(undefined);
@@ -702,6 +727,7 @@ export class Replica {
 
   private onAccept(message: Accept): void {
     this.noteBallot(message.ballot);
+    if (this.rebuild !== undefined) return this.followWhileRebuilding(message);
     const order = compareBallots(message.ballot, this.promised);
     if (order < 0 && !this.bugs.has("accept-lower-ballot")) {
       return this.reject(message.from, message.ballot, "promised-higher");
@@ -750,6 +776,29 @@ export class Replica {
     });
   }
 
+  /**
+   * A rebuilding replica accepts nothing: it follows the leader and learns
+   * chosen values from `success` and snapshots. The leader sends it no more
+   * accepts once its heartbeat reply says it is rebuilding.
+   */
+  private followWhileRebuilding(message: Accept): void {
+    if (compareBallots(message.ballot, this.knownLeaderBallot) >= 0) this.hearFromLeader(message.from, message.ballot, message.firstUnchosen);
+  }
+
+  /**
+   * Votes again (Paxos Made Live §5.1): it has learned a slot whose Paxos
+   * instance began after its rebuild did, so the cluster has moved on from
+   * whatever it promised before; and it promises nothing below the highest
+   * ballot it has seen since.
+   */
+  private finishRebuildIfDone(): void {
+    const rebuild = this.rebuild;
+    if (rebuild?.horizon === undefined || this.firstUnchosen <= rebuild.horizon) return;
+    this.rebuild = undefined;
+    if (compareBallots(this.maxBallotSeen, this.promised) > 0) this.setPromised(this.maxBallotSeen);
+    this.output.persistRebuilt();
+  }
+
   private onHeartbeat(message: Heartbeat): void {
     this.noteBallot(message.ballot);
     if (compareBallots(message.ballot, this.promised) < 0) return this.reject(message.from, message.ballot, "promised-higher");
@@ -766,6 +815,17 @@ export class Replica {
     // The leader's log clock runs between batches too: a successor continues
     // from here, so an idle spell before a failover is not added to leases.
     if (message.logTime > this.maxLogTime) this.maxLogTime = message.logTime;
+    const rebuild = this.rebuild;
+    if (rebuild !== undefined && rebuild.horizon === undefined && message.horizon?.probe === rebuild.probe) {
+      rebuild.horizon = message.horizon.slot;
+      this.finishRebuildIfDone();
+    }
+    if (this.rebuild !== undefined) {
+      // No lease, no read confirmed: only the probe, which the leader answers with a horizon.
+      const reply: HeartbeatReply = { type: "heartbeat-reply", from: this.id, to: message.from, ballot: message.ballot, round: message.round, firstUnchosen: this.firstUnchosen, rebuilding: this.rebuild.probe };
+      this.output.send(reply);
+      return;
+    }
     // The reply grants the lease: no other prepare for leaseMs of this clock.
     this.grantLease(message.from);
     this.output.send({
@@ -844,6 +904,7 @@ export class Replica {
     }
     if (this.leader !== undefined && this.leader.nextSlot < this.firstUnchosen) this.leader.nextSlot = this.firstUnchosen;
     if (this.snapshotWanted !== undefined && this.firstUnchosen > this.snapshotWanted.minSlot) this.snapshotWanted = undefined;
+    if (this.rebuild !== undefined) this.finishRebuildIfDone();
     if (!changed) return;
     this.configs.prune(this.firstUnchosen);
     this.onConfigChosen();
@@ -875,7 +936,8 @@ export class Replica {
     // elsewhere instead of waiting on it.
     const heard = new Set<NodeId>([this.id]);
     for (const [peer, progress] of leader.peers) {
-      if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks) heard.add(peer);
+      // A rebuilding peer answers, but votes for nothing.
+      if (this.currentTick - progress.lastHeardTick < 2 * this.options.electionTicks && progress.rebuild === undefined) heard.add(peer);
       progress.retransmitIfStalled(this.currentTick, 2 * this.options.heartbeatTicks, this.log.logStart);
     }
     // While it holds a lease, no other leader can be chosen: it keeps leading (and serving reads) until the lease lapses.
@@ -910,16 +972,9 @@ export class Replica {
     // The leader's own acceptor counts in the quorum that grants its lease, so it is bound too.
     this.grantLease(this.id);
     const logTime = leader.logTime(this.maxLogTime, this.clock.now());
-    for (const peer of leader.peers.keys()) {
-      this.output.send({
-        type: "heartbeat",
-        from: this.id,
-        to: peer,
-        ballot: leader.ballot,
-        firstUnchosen: this.firstUnchosen,
-        round,
-        logTime,
-      });
+    for (const [peer, progress] of leader.peers) {
+      const heartbeat: Heartbeat = { type: "heartbeat", from: this.id, to: peer, ballot: leader.ballot, firstUnchosen: this.firstUnchosen, round, logTime };
+      this.output.send(progress.rebuild === undefined ? heartbeat : { ...heartbeat, horizon: progress.rebuild });
     }
     this.checkReads();
   }
@@ -930,6 +985,20 @@ export class Replica {
     const progress = leader.peers.get(message.from);
     if (progress === undefined) return;
     progress.report(message.firstUnchosen, this.currentTick);
+    if (message.rebuilding !== undefined) {
+      // It confirms nothing. Its horizon is the next slot: make sure an instance begins there, even with no commands.
+      if (progress.rebuild?.probe !== message.rebuilding) {
+        progress.rebuild = { probe: message.rebuilding, slot: leader.nextSlot };
+        leader.noopWanted = true;
+      }
+      this.sendSuccessIfBehind(leader, message.from, progress);
+      return;
+    }
+    if (progress.rebuild !== undefined) {
+      // It votes again: accepts resume from where it has learned to.
+      progress.rebuild = undefined;
+      progress.reset(Math.max(message.firstUnchosen, this.log.logStart));
+    }
     leader.readIndex.acknowledge(message.from, message.round);
     // The follower saw our firstUnchosen of that round and marked every slot
     // it accepted at our ballot: if it is still behind it, it lacks a value.
@@ -1057,6 +1126,7 @@ export class Replica {
 
   private sendAccepts(leader: Leadership, peer: NodeId, progress: PeerProgress): void {
     if (progress.next < this.log.logStart) return; // needs a snapshot
+    if (progress.rebuild !== undefined) return; // it votes for nothing: it learns through `success`
     const entries = progress.takeAccepts(leader.proposals, leader.nextSlot, this.currentTick);
     if (entries.length === 0) return;
     this.output.send({ type: "accept", from: this.id, to: peer, ballot: leader.ballot, entries, firstUnchosen: this.firstUnchosen });

@@ -47,6 +47,7 @@ export const configurationSchema = z.object({
 
 export const valueSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("noop") }),
+  z.object({ type: z.literal("check") }),
   z.object({
     type: z.literal("config"),
     change: z.object({ expected: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER), voters: nodeIds, learners: nodeIds, endpoints }),
@@ -154,8 +155,17 @@ export const messageSchema = z.discriminatedUnion("type", [
     entries: z.array(acceptEntrySchema).readonly(),
     firstUnchosen: slot,
   }),
-  z.object({ type: z.literal("heartbeat"), ...envelope, ballot: ballotSchema, firstUnchosen: slot, round: slot, logTime: z.number().finite() }),
-  z.object({ type: z.literal("heartbeat-reply"), ...envelope, ballot: ballotSchema, round: slot, firstUnchosen: slot }),
+  z.object({
+    type: z.literal("heartbeat"),
+    ...envelope,
+    ballot: ballotSchema,
+    firstUnchosen: slot,
+    round: slot,
+    logTime: z.number().finite(),
+    horizon: z.object({ probe: uint32, slot }).optional(),
+  }),
+  z.object({ type: z.literal("heartbeat-reply"), ...envelope, ballot: ballotSchema, round: slot, firstUnchosen: slot, rebuilding: uint32.optional() }),
+  z.object({ type: z.literal("digest"), ...envelope, slot, digest: z.string().min(1).max(512) }),
 ]);
 
 /** Validates an untrusted decoded message; throws `InvalidInputError` with the reason. */

@@ -13,6 +13,12 @@ export interface StoredState<S = StoredSnapshot> {
   readonly snapshot: S | undefined;
   /** A snapshot whose transfer from another replica was cut off, as far as it came. */
   readonly incoming?: IncomingSnapshot | undefined;
+  /**
+   * The replica's durable state was lost (corrupted, wiped, or diverged and
+   * reset) and it has not finished rebuilding (see
+   * `RecoveredState.rebuilding`); cleared by a batch with `rebuilt`.
+   */
+  readonly rebuilding?: boolean;
 }
 
 /**
@@ -84,12 +90,19 @@ export interface Storage {
    * any other partial snapshot).
    */
   receiveSnapshot(snapshot: SnapshotIdentity): Promise<SnapshotReceiver>;
+  /**
+   * Optional: forgets everything (promise, log, snapshots) and durably marks
+   * the replica rebuilding, so that a crash during the rebuild restarts it
+   * rebuilding. Needed for a replica to rebuild itself in place after its
+   * state diverged; without it the driver stops instead.
+   */
+  reset?(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** True when a batch carries nothing to write. */
 export function isEmptyBatch(batch: PersistBatch): boolean {
-  return batch.promised === undefined && batch.records.length === 0 && batch.chosen.length === 0 && batch.truncateBefore === undefined;
+  return batch.promised === undefined && batch.records.length === 0 && batch.chosen.length === 0 && batch.truncateBefore === undefined && batch.rebuilt !== true;
 }
 
 /**
@@ -101,6 +114,7 @@ export class DurableImage<S extends { readonly handle: SnapshotHandle } = Stored
   promised: Ballot;
   logStart = 0;
   snapshot: S | undefined;
+  rebuilding = false;
   readonly records = new Map<number, SlotRecord>();
 
   constructor(promised: Ballot) {
@@ -108,6 +122,7 @@ export class DurableImage<S extends { readonly handle: SnapshotHandle } = Stored
   }
 
   applyBatch(batch: PersistBatch): void {
+    if (batch.rebuilt === true) this.rebuilding = false;
     if (batch.promised !== undefined) this.promised = batch.promised;
     for (const record of batch.records) {
       if (record.slot >= this.logStart) this.records.set(record.slot, record);
@@ -128,13 +143,23 @@ export class DurableImage<S extends { readonly handle: SnapshotHandle } = Stored
 
   toStoredState(): StoredState<S> {
     const records = [...this.records.values()].sort((a, b) => a.slot - b.slot);
-    return { promised: this.promised, records, logStart: this.logStart, snapshot: this.snapshot };
+    return { promised: this.promised, records, logStart: this.logStart, snapshot: this.snapshot, ...(this.rebuilding ? { rebuilding: true } : {}) };
+  }
+
+  /** Forgets everything and marks the replica rebuilding (see `Storage.reset`). */
+  reset(promised: Ballot): void {
+    this.promised = promised;
+    this.logStart = 0;
+    this.snapshot = undefined;
+    this.records.clear();
+    this.rebuilding = true;
   }
 
   clone(): DurableImage<S> {
     const copy = new DurableImage<S>(this.promised);
     copy.logStart = this.logStart;
     copy.snapshot = this.snapshot;
+    copy.rebuilding = this.rebuilding;
     for (const [slot, record] of this.records) copy.records.set(slot, record);
     return copy;
   }

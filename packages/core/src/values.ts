@@ -5,11 +5,20 @@ import type { ConfigChange } from "./config.js";
  * What a log slot holds. A slot is one Basic Paxos instance; the value chosen
  * there is one of these.
  */
-export type Value = NoopValue | BatchValue | ConfigValue;
+export type Value = NoopValue | BatchValue | ConfigValue | CheckValue;
 
 /** Fills a gap found in Phase 1, so that later slots can be applied. */
 export interface NoopValue {
   readonly type: "noop";
+}
+
+/**
+ * A runtime consistency check (Paxos Made Live §6.2): every replica that
+ * applies this slot digests its state there and tells the others; replicas
+ * whose digest differs from a majority's have diverged. Changes no state.
+ */
+export interface CheckValue {
+  readonly type: "check";
 }
 
 /**
@@ -85,6 +94,7 @@ export interface ChosenEntry {
 }
 
 export const NOOP: NoopValue = Object.freeze({ type: "noop" });
+export const CHECK: CheckValue = Object.freeze({ type: "check" });
 
 /**
  * Approximate encoded size of a value in bytes, used for the per-peer byte
@@ -92,7 +102,7 @@ export const NOOP: NoopValue = Object.freeze({ type: "noop" });
  * sizes belong to the codec of a transport.
  */
 export function valueSize(value: Value): number {
-  if (value.type === "noop") return 16;
+  if (value.type === "noop" || value.type === "check") return 16;
   if (value.type === "config") return 64 + value.request.length + estimateSize(value.change);
   let bytes = 32;
   for (const command of value.commands) bytes += commandSize(command);

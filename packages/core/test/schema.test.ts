@@ -46,16 +46,17 @@ const VALID: { [K in MessageType]: Extract<Message, { type: K }> } = {
     logStart: 1,
     firstUnchosen: 3,
   },
-  accept: { type: "accept", from: "a", to: "b", ballot, entries: [{ slot: 4, value: batch }, { slot: 5, value: { type: "noop" } }], firstUnchosen: 4 },
+  accept: { type: "accept", from: "a", to: "b", ballot, entries: [{ slot: 4, value: batch }, { slot: 5, value: { type: "noop" } }, { slot: 6, value: { type: "check" } }], firstUnchosen: 4 },
   accepted: { type: "accepted", from: "b", to: "a", ballot, slots: [4, 5], firstUnchosen: 4 },
   reject: { type: "reject", from: "b", to: "a", ballot, promised: higher, reason: "leader-alive" },
   success: { type: "success", from: "a", to: "c", ballot, entries: [{ slot: 0, value: batch }], firstUnchosen: 1 },
-  heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000 },
-  "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6 },
+  heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000, horizon: { probe: 0xfffffffe, slot: 7 } },
+  "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6, rebuilding: 0xfffffffe },
   "take-over": { type: "take-over", from: "a", to: "b", ballot },
   "need-snapshot": { type: "need-snapshot", from: "a", to: "d", ballot, logStart: 40 },
   "snapshot-request": { type: "snapshot-request", from: "d", to: "b", minSlot: 39, length: 65536 },
   "snapshot-chunk": { type: "snapshot-chunk", from: "b", to: "d", available: true, slot: 41, checksum: 0xdeadbeef, size: 100000, offset: 65536, data: "AQID", crc: 12345 },
+  digest: { type: "digest", from: "a", to: "b", slot: 9, digest: "3f2a9c01" },
 };
 
 /** As a peer's bytes would arrive: plain JSON, no shared references. */

@@ -63,6 +63,12 @@ export class MemoryStorage implements Storage {
     };
   }
 
+  async reset(): Promise<void> {
+    this.assertOpen();
+    this.image.reset(ZERO_BALLOT);
+    this.incoming = undefined;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

@@ -15,8 +15,9 @@
  *                                             process the receivers (unless `hold`)
  *   deliver-all / pool                        deliver until quiet / list the messages in flight
  *   partition a | b c / heal                  messages across groups are lost
- *   crash a [after-send]                      restart from the durable image (after-send: first
- *                                             send the pending Ready's `messages`, then die)
+ *   crash a [after-send] [wiped]              restart from the durable image (after-send: first
+ *                                             send the pending Ready's `messages`, then die;
+ *                                             wiped: the image is lost, and it restarts rebuilding)
  *   status [a...] / log a                     role, promise, leader, firstUnchosen / slot records
  *
  * `process` prints what a driver does, in the `Ready` contract's order:
@@ -45,7 +46,7 @@ const ballot = formatBallot;
 const formatOp = (command: Command): string => (command.body.type === "op" ? String(command.body.op) : command.body.type);
 
 export const formatValue = (value: Value): string => {
-  if (value.type === "noop") return "noop";
+  if (value.type === "noop" || value.type === "check") return value.type;
   if (value.type === "config") return `config(${value.change.expected}:${value.change.voters.join(",")}/${value.change.learners.join(",")})`;
   return `batch(${value.commands.map(formatOp).join(",")})`;
 };
@@ -60,6 +61,7 @@ const formatEntries = (entries: readonly { slot: number; value: Value }[]): stri
 export function formatMessage(m: Message): string {
   if (m.type === "snapshot-request") return `${m.from}->${m.to} ${m.type} min=${m.minSlot}${m.resume === undefined ? "" : ` resume=${m.resume.slot}@${m.resume.offset}`}`;
   if (m.type === "snapshot-chunk") return `${m.from}->${m.to} ${m.type} slot=${m.slot} offset=${m.offset}/${m.size}`;
+  if (m.type === "digest") return `${m.from}->${m.to} ${m.type} slot=${m.slot} ${m.digest}`;
   const head = `${m.from}->${m.to} ${m.type} ballot=${ballot(m.ballot)}`;
   switch (m.type) {
     case "pre-vote": return head;
@@ -74,8 +76,8 @@ export function formatMessage(m: Message): string {
     case "accepted": return `${head} slots=[${m.slots.join(",")}] fu=${m.firstUnchosen}`;
     case "reject": return `${head} promised=${ballot(m.promised)} reason=${m.reason}`;
     case "success": return `${head} fu=${m.firstUnchosen} entries=${formatEntries(m.entries)}`;
-    case "heartbeat":
-    case "heartbeat-reply": return `${head} round=${m.round} fu=${m.firstUnchosen}`;
+    case "heartbeat": return `${head} round=${m.round} fu=${m.firstUnchosen}${m.horizon === undefined ? "" : ` horizon=${m.horizon.slot}`}`;
+    case "heartbeat-reply": return `${head} round=${m.round} fu=${m.firstUnchosen}${m.rebuilding === undefined ? "" : " rebuilding"}`;
     case "take-over": return head;
     case "need-snapshot": return `${head} logStart=${m.logStart}`;
   }
@@ -86,7 +88,8 @@ function formatPersist(batch: PersistBatch): string {
   const records = batch.records.length === 0 ? [] : [`records=[${batch.records.map(formatRecord).join(" ")}]`];
   const chosen = batch.chosen.length === 0 ? [] : [`chosen=[${batch.chosen.join(" ")}]`];
   const truncate = batch.truncateBefore === undefined ? [] : [`truncateBefore=${batch.truncateBefore}`];
-  return [...promised, ...records, ...chosen, ...truncate].join(" ");
+  const rebuilt = batch.rebuilt === true ? ["rebuilt"] : [];
+  return [...promised, ...records, ...chosen, ...truncate, ...rebuilt].join(" ");
 }
 
 function errorName(error: unknown): string {
@@ -95,7 +98,7 @@ function errorName(error: unknown): string {
   return `${error.constructor.name}${hint === undefined ? "" : ` (hint ${hint})`}`;
 }
 
-const FLAGS = new Set(["drop", "hold", "after-send"]);
+const FLAGS = new Set(["drop", "hold", "after-send", "wiped"]);
 
 /** A command line, split: replica ids (and ops), a count, key=value filters and flags. */
 interface Arguments {
@@ -143,7 +146,7 @@ export class Scenario {
     pool: () => this.pool.forEach((message) => this.print(formatMessage(message))),
     partition: (a) => this.partition(a.words),
     heal: () => (this.groups = undefined),
-    crash: (a) => this.crash(only(a.ids), a.flags.has("after-send")),
+    crash: (a) => this.crash(only(a.ids), a.flags.has("after-send"), a.flags.has("wiped")),
     status: (a) => this.each(a.ids, (id) => this.status(id)),
     log: (a) => this.log(only(a.ids)),
   };
@@ -184,7 +187,7 @@ export class Scenario {
 
   private newReplica(id: string, random: SeededRandom, image: DurableImage): Replica {
     const stored = image.toStoredState();
-    const recovered = { promised: stored.promised, records: stored.records, logStart: stored.logStart, appliedThrough: stored.logStart - 1 };
+    const recovered = { promised: stored.promised, records: stored.records, logStart: stored.logStart, appliedThrough: stored.logStart - 1, rebuilding: stored.rebuilding === true };
     return new Replica({ id, voters: this.voters, random, clock: { now: () => this.nowMs }, options: this.options }, recovered);
   }
 
@@ -275,7 +278,7 @@ export class Scenario {
    * its pending Ready and sends the messages that may leave before the disk
    * write, then dies before the write completes.
    */
-  private crash(id: string, afterSend: boolean): void {
+  private crash(id: string, afterSend: boolean, wiped: boolean): void {
     const node = this.node(id);
     if (afterSend && node.replica.hasReady()) {
       const ready = node.replica.ready();
@@ -283,6 +286,7 @@ export class Scenario {
       if (!isEmptyBatch(ready.persist)) this.print(`not persisted ${id} ${formatPersist(ready.persist)}`);
       for (const message of [...ready.messagesAfterPersist, ...ready.selfAfterPersist]) this.print(`never sent ${formatMessage(message)}`);
     }
+    if (wiped) node.image.reset(ZERO_BALLOT);
     node.replica = this.newReplica(id, node.random, node.image);
     node.lastRole = "follower";
     const stored = node.image.toStoredState();
@@ -294,7 +298,7 @@ export class Scenario {
     const queued = s.queuedCommands > 0 ? ` queued=${s.queuedCommands}` : "";
     const where = `firstUnchosen=${s.firstUnchosen} lastSlot=${s.lastSlot} applied=${s.handedOutThrough}${queued}`;
     const lease = s.leaseRemainingMs === undefined ? "" : ` lease=${Math.round(s.leaseRemainingMs)}ms`;
-    this.print(`${id} ${s.role} promised=${ballot(s.promised)} leader=${s.leader ?? "-"} ${where}${lease}`);
+    this.print(`${id} ${s.role} promised=${ballot(s.promised)} leader=${s.leader ?? "-"} ${where}${lease}${s.rebuilding ? " rebuilding" : ""}`);
   }
 
   /** The slot records of `id`, one a line; `-` for a slot it holds nothing for. */

@@ -144,7 +144,7 @@ function parseArguments(argv: readonly string[]): Arguments {
 
 function describe(result: SimulationResult): string {
   const s = result.statistics;
-  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls} leaseReads=${s.leaseReads} staleEpoch=${s.staleEpochCommands}${result.options.crashAt === undefined ? "" : ` pointCrashes=${s.failurePointCrashes}`}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
+  return `seed ${result.seed} replicas=${result.options.replicas} trace=${result.traceHash} chosen=${s.chosenSlots} ops=${s.operationsOk}+${s.operationsUnknown}? crashes=${s.crashes} pauses=${s.pauses} partitions=${s.partitions} stalls=${s.diskStalls} wipes=${s.wipes}/${s.rebuilds} leaseReads=${s.leaseReads} staleEpoch=${s.staleEpochCommands}${result.options.crashAt === undefined ? "" : ` pointCrashes=${s.failurePointCrashes}`}${result.options.reconfigure ? ` configs=${s.configChangesChosen}/${s.configChangesProposed}` : ""}`;
 }
 
 function main(): void {

@@ -12,10 +12,12 @@ export interface NemesisTarget {
   readonly cutLinks: Set<string>;
   currentLeader(): string | undefined;
   crash(node: string): void;
+  /** Crashes `node` and loses its disk: it restarts rebuilding. False when that would leave too few trusted replicas. */
+  wipe(node: string): boolean;
   restart(node: string): void;
   pause(node: string, untilMs: number): void;
   stallDisk(node: string, untilMs: number): void;
-  count(fault: "partitions" | "crashes" | "pauses" | "diskStalls"): void;
+  count(fault: "partitions" | "crashes" | "pauses" | "diskStalls" | "wipes"): void;
 }
 
 /**
@@ -38,7 +40,7 @@ export class Nemesis {
   streams(): NemesisStream[] {
     const streams: NemesisStream[] = [];
     if (this.options.partitions && this.target.ids.length > 1) streams.push("network");
-    if (this.options.crashes || this.options.pauses) streams.push("process");
+    if (this.options.crashes || this.options.pauses || this.options.diskLoss) streams.push("process");
     if (this.options.diskStalls) streams.push("disk");
     return streams;
   }
@@ -83,8 +85,14 @@ export class Nemesis {
         const kinds: string[] = [];
         if (this.options.crashes) kinds.push("crash", "crash-leader");
         if (this.options.pauses) kinds.push("pause", "pause-leader");
+        if (this.options.diskLoss) kinds.push("wipe");
         const kind = this.pick(kinds);
         const node = kind.endsWith("-leader") ? (target.currentLeader() ?? this.pick(target.ids)) : this.pick(target.ids);
+        if (kind === "wipe") {
+          if (!target.wipe(node)) return undefined;
+          target.count("wipes");
+          return () => target.restart(node);
+        }
         if (kind.startsWith("crash")) {
           target.crash(node);
           target.count("crashes");

@@ -21,6 +21,12 @@ export interface FaultOptions {
   readonly diskStalls: boolean;
   /** Processes may be paused (SIGSTOP, a long GC) and resume later, unaware that time passed. */
   readonly pauses: boolean;
+  /**
+   * A crashed replica may lose its disk (corrupted or wiped) and restart
+   * rebuilding (Paxos Made Live §5.1), one replica at a time, in clusters of
+   * three or more, without reconfiguration.
+   */
+  readonly diskLoss: boolean;
   /** Each replica's clock runs fast or slow by up to this fraction (0.05 = ±5 %). */
   readonly clockDrift: number;
 }
@@ -72,6 +78,7 @@ export const DEFAULT_FAULTS: FaultOptions = Object.freeze({
   tornWrites: true,
   diskStalls: true,
   pauses: true,
+  diskLoss: true,
   clockDrift: 0.05,
 });
 

@@ -75,6 +75,13 @@ export class SimNode {
     }
   }
 
+  /** Loses the disk (corrupted or wiped): the next start rebuilds, and it vouches for nothing it said before. */
+  wipe(): void {
+    this.durable.reset(ZERO_BALLOT);
+    this.vouchedPromise = ZERO_BALLOT;
+    this.vouchedAccepts.clear();
+  }
+
   /** Starts a new process on the same disk. */
   restart(): void {
     this.up = true;
@@ -164,6 +171,7 @@ export class SimNode {
         records: stored.records,
         logStart: stored.logStart,
         appliedThrough: Math.max(appliedThrough, stored.logStart - 1),
+        rebuilding: stored.rebuilding === true,
         ...(snapshot === undefined ? {} : { configs: { history: snapshot.handle.configs, through: snapshot.handle.slot } }),
       },
     );

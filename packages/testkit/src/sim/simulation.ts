@@ -32,6 +32,9 @@ export interface SimulationStatistics {
   partitions: number;
   diskStalls: number;
   pauses: number;
+  /** Disks lost (the replica restarts rebuilding), and rebuilds finished (it votes again). */
+  wipes: number;
+  rebuilds: number;
   chosenSlots: number;
   leaderChanges: number;
   operationsOk: number;
@@ -102,6 +105,8 @@ export class Simulation {
     partitions: 0,
     diskStalls: 0,
     pauses: 0,
+    wipes: 0,
+    rebuilds: 0,
     chosenSlots: 0,
     leaderChanges: 0,
     operationsOk: 0,
@@ -214,6 +219,7 @@ export class Simulation {
         const node = this.nodes.get(event.node) as SimNode;
         if (!node.up || node.incarnation !== event.incarnation) return;
         const ready = node.sync();
+        if (ready?.persist.rebuilt === true) this.statistics.rebuilds += 1;
         if (ready !== undefined) {
           for (const point of persistPoints(ready.persist).after) if (this.failurePoint(node, point)) return;
           this.complete(node, ready);
@@ -512,6 +518,15 @@ export class Simulation {
       crash: (id) => {
         const node = this.nodes.get(id) as SimNode;
         if (node.up) this.crash(node);
+      },
+      wipe: (id) => {
+        const node = this.nodes.get(id) as SimNode;
+        // One lost disk at a time: a quorum of the others must vouch for what it lost.
+        const others = [...this.nodes.values()].filter((other) => other !== node);
+        if (this.options.reconfigure || this.ids.length < 3 || others.some((other) => other.durable.rebuilding)) return false;
+        if (node.up) this.crash(node);
+        node.wipe();
+        return true;
       },
       restart: (id) => this.restart(id),
       pause: (id, untilMs) => {
