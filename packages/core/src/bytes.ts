@@ -38,6 +38,22 @@ const CRC32C_TABLES = (() => {
 const [T0, T1, T2, T3, T4, T5, T6, T7] = CRC32C_TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
 
 /** CRC32C of `bytes`, continuing from `crc` (0 to start). Eight bytes a step (slicing-by-8). */
+/**
+ * A 64-bit FNV-1a hash of a string's UTF-16 code units, as 16 hex digits:
+ * short, stable names for long digests. Not cryptographic.
+ */
+export function hashText(text: string): string {
+  // Two 32-bit lanes (FNV-1a with different offsets), so no BigInt is needed on the hot path.
+  let high = 0xcbf29ce4;
+  let low = 0x84222325;
+  for (let index = 0; index < text.length; index += 1) {
+    const code = text.charCodeAt(index);
+    high = Math.imul(high ^ code, 0x01000193) >>> 0;
+    low = Math.imul(low ^ ((code + index) & 0xffff), 0x01000193) >>> 0;
+  }
+  return high.toString(16).padStart(8, "0") + low.toString(16).padStart(8, "0");
+}
+
 export function crc32c(bytes: Uint8Array, crc = 0): number {
   let value = ~crc >>> 0;
   let index = 0;

@@ -317,6 +317,21 @@ export class StateMachineHost<Op = unknown, Test = unknown, Result = unknown, Qu
     return `${this.appliedThroughSlot}|${app}|${sessions}`;
   }
 
+  /**
+   * Starts over from nothing: the application restored from `empty` (its
+   * state before anything was applied), no sessions, the bootstrap
+   * configuration. For a replica that rebuilds itself in place.
+   */
+  reset(empty: Uint8Array): void {
+    this.machine.restore(empty);
+    this.sessions.clear();
+    this.appliedThroughSlot = -1;
+    this.logTime = 0;
+    this.epoch = undefined;
+    this.configs = ConfigLog.bootstrap(this.options.alpha ?? 64, this.options.voters, this.options.learners ?? [], this.options.endpoints);
+    this.configOutcomes = [];
+  }
+
   private applyCommand(slot: number, command: Command, epoch: Ballot | undefined): AppliedCommand {
     const body = command.body;
     const existing = this.sessions.get(command.session);

@@ -50,8 +50,8 @@ const VALID: { [K in MessageType]: Extract<Message, { type: K }> } = {
   accepted: { type: "accepted", from: "b", to: "a", ballot, slots: [4, 5], firstUnchosen: 4 },
   reject: { type: "reject", from: "b", to: "a", ballot, promised: higher, reason: "leader-alive" },
   success: { type: "success", from: "a", to: "c", ballot, entries: [{ slot: 0, value: batch }], firstUnchosen: 1 },
-  heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000, horizon: { probe: 0xfffffffe, slot: 7 } },
-  "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6, rebuilding: 0xfffffffe },
+  heartbeat: { type: "heartbeat", from: "a", to: "b", ballot, firstUnchosen: 6, round: 12, logTime: 1_700_000_000_000 },
+  "heartbeat-reply": { type: "heartbeat-reply", from: "b", to: "a", ballot, round: 12, firstUnchosen: 6 },
   "take-over": { type: "take-over", from: "a", to: "b", ballot },
   "need-snapshot": { type: "need-snapshot", from: "a", to: "d", ballot, logStart: 40 },
   "snapshot-request": { type: "snapshot-request", from: "d", to: "b", minSlot: 39, length: 65536 },
@@ -82,7 +82,7 @@ describe("parseMessage: valid messages", () => {
 
   it("covers every message type", () => {
     expect(Object.keys(VALID).sort()).toEqual(
-      ["accept", "accepted", "heartbeat", "heartbeat-reply", "pre-vote", "pre-vote-reply", "prepare", "promise", "reject", "success", "take-over", "need-snapshot", "snapshot-request", "snapshot-chunk"].sort(),
+      ["accept", "accepted", "heartbeat", "heartbeat-reply", "pre-vote", "pre-vote-reply", "prepare", "promise", "reject", "success", "take-over", "need-snapshot", "snapshot-request", "snapshot-chunk", "digest"].sort(),
     );
   });
 
@@ -111,6 +111,12 @@ describe("parseMessage: malformed messages", () => {
     expect(invalid({ ...resumed, resume: { slot: 41, checksum: 2 ** 32, offset: 0 } }).reason).toContain("resume.checksum");
     expect(parseMessage(wire({ ...VALID.prepare, transfer: true }))).toEqual({ ...VALID.prepare, transfer: true });
     expect(invalid({ ...VALID["snapshot-chunk"], data: "not base64!" }).reason).toContain("data");
+    const horizon = { ...VALID.heartbeat, horizon: { probe: 0xfffffffe, slot: 7 } };
+    expect(parseMessage(wire(horizon))).toEqual(horizon);
+    expect(invalid({ ...horizon, horizon: { probe: -1, slot: 7 } }).reason).toContain("horizon.probe");
+    const rebuilding = { ...VALID["heartbeat-reply"], rebuilding: 0xfffffffe };
+    expect(parseMessage(wire(rebuilding))).toEqual(rebuilding);
+    expect(invalid({ ...rebuilding, rebuilding: "yes" }).reason).toContain("rebuilding");
   });
 
   it.each(Object.values(VALID).flatMap((message) => Object.keys(message).map((key) => [message.type, key] as const)))(

@@ -1,14 +1,16 @@
-import { type Ballot, type NodeId, ballotsEqual } from "../ballot.js";
+import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual } from "../ballot.js";
+import { hashText } from "../bytes.js";
 import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
 import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
-import { type MultiOpResult, type Outcome, type SnapshotHandle, type StateMachine, StateMachineHost } from "../host.js";
+import { type MultiOpResult, type Outcome, type SnapshotHandle, type StateMachine, StateMachineHost, collectChunks, snapshotChunks } from "../host.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message } from "../messages.js";
 import { type Random, SeededRandom } from "../random.js";
-import { DEFAULT_REPLICA_OPTIONS, type PersistBatch, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
+import { DEFAULT_REPLICA_OPTIONS, type PersistBatch, type RecoveredState, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
 import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
 import { type Storage, type StoredSnapshot, isEmptyBatch } from "../storage.js";
+import { ConsistencyChecks, type Divergence } from "./consistency.js";
 import { type FailureHooks, persistPoints } from "./failure-points.js";
 import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
 import type { Transport } from "../transport.js";
@@ -65,6 +67,15 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
   readonly maxPersistMs?: number;
   /** Test-only: crash at named points (see `FailurePoint`). */
   readonly failureHooks?: FailureHooks;
+  /**
+   * Runtime consistency checks (Paxos Made Live §6.2): the leader proposes a
+   * check this often (milliseconds; default 10 000; 0 disables). Every
+   * replica digests its state at the check's slot (the state machine's
+   * `digest`, with the session table) and sends it to the others; a replica
+   * whose digest differs from a majority of the voters' is named in a
+   * `divergence` event everywhere, and rebuilds itself from the others.
+   */
+  readonly checkEveryMs?: number;
 }
 
 type Listener<T> = (value: T) => void;
@@ -88,6 +99,15 @@ export interface NodeEvents {
   config: Configuration;
   /** This replica stopped leading on its own, because of a gray failure it saw in itself. */
   "step-down": { readonly reason: "slow-disk"; readonly persistMs: number; readonly handedTo: NodeId | undefined };
+  /**
+   * Rebuilding state this replica lost (Paxos Made Live §5.1) started (its
+   * storage was lost, or its state diverged) or finished: it votes again.
+   */
+  rebuild: { readonly phase: "started"; readonly reason: string } | { readonly phase: "finished"; readonly ms: number };
+  /** This replica digested its state at a consistency check's slot. */
+  check: { readonly slot: number; readonly digest: string };
+  /** A consistency check found a replica (maybe this one: `self`) whose state differs from a majority's. */
+  divergence: Divergence & { readonly self: boolean };
 }
 
 interface Waiter {
@@ -118,6 +138,9 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     snapshot: new Set(),
     config: new Set(),
     "step-down": new Set(),
+    rebuild: new Set(),
+    check: new Set(),
+    divergence: new Set(),
   };
   private timer: unknown;
   /**
@@ -148,6 +171,14 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private preparingServed = false;
   /** The snapshot being written, if any: `stop()` waits for it. */
   private snapshotting: Promise<void> | undefined;
+  /** The state machine's state before anything was applied: what an in-place rebuild starts from. */
+  private emptyState: Uint8Array | undefined;
+  /** When the rebuild under way began (clock ms), if one is. */
+  private rebuildStartedAt: number | undefined;
+  /** The replica is being replaced by a rebuilding one (see `rebuild`). */
+  private resetting = false;
+  private readonly checks = new ConsistencyChecks();
+  private lastCheckAt = 0;
   /** Configuration changes proposed here, by request, with the ballot they were proposed under. */
   private readonly configWaiters = new Map<string, { readonly ballot: Ballot | undefined; resolve(config: Configuration): void; reject(error: Error): void }>();
 
@@ -183,6 +214,9 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   /** Loads storage, restores the latest snapshot, and starts ticking and listening. */
   async start(): Promise<void> {
     const stored = await this.config.storage.load();
+    const machine = this.config.stateMachine;
+    // The state machine as given holds nothing yet: kept, it is what a rebuild in place starts from.
+    if (machine.checkpoint === undefined && machine.recover === undefined) this.emptyState = await collectChunks(snapshotChunks(machine.snapshot()()));
     // A state machine that keeps its state on disk may be further along than the last snapshot file.
     const durable = this.config.stateMachine.recover?.();
     let base = stored.snapshot?.handle;
@@ -194,7 +228,30 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.transfer.offer(stored.snapshot);
     }
     this.transfer.keep(stored.incoming);
-    this.replica = new Replica(
+    this.replica = this.newReplica({
+      promised: stored.promised,
+      records: stored.records,
+      logStart: stored.logStart,
+      appliedThrough: this.host.appliedThrough,
+      logTime: this.host.time,
+      ...(base === undefined ? {} : { configs: { history: base.configs, through: base.slot } }),
+      rebuilding: stored.rebuilding === true,
+    });
+    if (stored.rebuilding === true) this.beginRebuild("its storage was lost (corrupted or wiped)");
+    this.lastCheckAt = this.clock.now();
+    this.config.transport.onMessage((message) => this.onMessage(message));
+    this.timer = setInterval(() => {
+      this.input((replica) => replica.tick());
+      this.transfer.tick();
+      this.flushDeferredMarks();
+      this.watchDisk();
+      this.proposeCheckIfDue();
+    }, this.config.tickMs ?? 50);
+    this.scheduleDrain();
+  }
+
+  private newReplica(recovered: RecoveredState): Replica {
+    return new Replica(
       {
         id: this.config.id,
         voters: this.config.voters,
@@ -205,23 +262,87 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
         options: { leaseMs: (this.config.replica?.electionTicks ?? DEFAULT_REPLICA_OPTIONS.electionTicks) * (this.config.tickMs ?? 50), ...this.config.replica },
         ...(this.config.bugs === undefined ? {} : { bugs: this.config.bugs }),
       },
-      {
-        promised: stored.promised,
-        records: stored.records,
-        logStart: stored.logStart,
-        appliedThrough: this.host.appliedThrough,
-        logTime: this.host.time,
-        ...(base === undefined ? {} : { configs: { history: base.configs, through: base.slot } }),
-      },
+      recovered,
     );
-    this.config.transport.onMessage((message) => this.onMessage(message));
-    this.timer = setInterval(() => {
-      this.input((replica) => replica.tick());
-      this.transfer.tick();
-      this.flushDeferredMarks();
-      this.watchDisk();
-    }, this.config.tickMs ?? 50);
+  }
+
+  /**
+   * Throws away this replica's state and rebuilds it from the others (Paxos
+   * Made Live §5.1), in place: fails what is pending (clients retry
+   * elsewhere), resets storage (durably marked rebuilding, so a crash
+   * meanwhile restarts it rebuilding) and the state machine, and starts a
+   * replica that votes in nothing until it has caught up and seen an
+   * instance begin after the rebuild did. Done on its own when a
+   * consistency check finds this replica diverged. Needs a storage with
+   * `reset` and a state machine without `checkpoint`; otherwise the node
+   * stops with an error that says so.
+   */
+  async rebuild(reason: string): Promise<void> {
+    if (this.stopped || this.fatalError !== undefined || this.resetting) return;
+    const storage = this.config.storage;
+    const empty = this.emptyState;
+    if (storage.reset === undefined || empty === undefined) {
+      this.fail(new Error(`this replica must be rebuilt (${reason}), but ${storage.reset === undefined ? "its storage cannot be reset" : "its state machine keeps its own state"}: stop it, empty its data directory and restart it as rebuilding`));
+      return;
+    }
+    this.resetting = true;
+    this.replica = undefined;
+    this.failAll(new NotLeaderError(undefined));
+    try {
+      while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
+      await this.snapshotting;
+      if (this.stopped) return;
+      this.deferredMarks = [];
+      this.pendingInstall = undefined;
+      this.persistMs = [];
+      await storage.reset();
+      this.transfer.reset();
+      this.host.reset(empty);
+      this.checks.clear();
+      this.slotsSinceSnapshot = 0;
+      this.bytesSinceSnapshot = 0;
+      this.replica = this.newReplica({ promised: ZERO_BALLOT, records: [], logStart: 0, appliedThrough: -1, rebuilding: true });
+      this.beginRebuild(reason);
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this.resetting = false;
+    }
     this.scheduleDrain();
+  }
+
+  private beginRebuild(reason: string): void {
+    this.rebuildStartedAt = this.clock.now();
+    this.emit("rebuild", { phase: "started", reason });
+  }
+
+  /** On the leader, every `checkEveryMs`: a consistency check through the log. */
+  private proposeCheckIfDue(): void {
+    const every = this.config.checkEveryMs ?? 10_000;
+    const now = this.clock.now();
+    if (every <= 0 || now - this.lastCheckAt < every) return;
+    if (this.replica?.status().role !== "leader") return;
+    this.lastCheckAt = now;
+    this.input((replica) => replica.proposeCheck());
+  }
+
+  /** This replica applied a check slot: its digest there goes to every other member, and counts here. */
+  private digestAt(slot: number): void {
+    const digest = hashText(this.host.digest());
+    const config = this.host.config;
+    for (const member of new Set([...config.voters, ...config.learners])) {
+      if (member !== this.id) this.config.transport.send({ type: "digest", from: this.id, to: member, slot, digest });
+    }
+    this.emit("check", { slot, digest });
+    this.judge(this.checks.report(slot, this.id, digest, config.voters));
+  }
+
+  private judge(divergences: readonly Divergence[]): void {
+    for (const divergence of divergences) {
+      const self = divergence.replica === this.id;
+      this.emit("divergence", { ...divergence, self });
+      if (self) void this.rebuild(`its state diverged from the others' at slot ${divergence.slot}`);
+    }
   }
 
   /** Stops ticking, fails everything pending, and closes transport and storage. */
@@ -428,6 +549,10 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       if (!this.stopped && this.fatalError === undefined) this.transfer.onChunk(message);
       return;
     }
+    if (message.type === "digest") {
+      if (!this.stopped && this.fatalError === undefined && !this.resetting) this.judge(this.checks.report(message.slot, message.from, message.digest));
+      return;
+    }
     this.input((replica) => replica.step(message));
   }
 
@@ -628,6 +753,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       }
       this.slotsSinceSnapshot += 1;
       this.bytesSinceSnapshot += valueSize(entry.value);
+      if (entry.value.type === "check") this.digestAt(entry.slot);
     }
     for (const outcome of this.host.takeConfigOutcomes()) {
       const waiter = this.configWaiters.get(outcome.request);
@@ -678,6 +804,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   private emitChanges(replica: Replica): void {
     const status = replica.status();
+    if (this.rebuildStartedAt !== undefined && !status.rebuilding) {
+      const ms = this.clock.now() - this.rebuildStartedAt;
+      this.rebuildStartedAt = undefined;
+      this.emit("rebuild", { phase: "finished", ms });
+    }
     if (this.configWaiters.size > 0) {
       // A change proposed under another leadership is no longer tracked by the replica.
       for (const [request, waiter] of this.configWaiters) {
@@ -718,6 +849,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   }
 
   private requireReplica(): Replica {
+    // Rebuilding in place: a moment without a replica, as on a follower.
+    if (this.replica === undefined && this.resetting) throw new NotLeaderError(undefined);
     if (this.replica === undefined) throw new StoppedError("the node has not been started");
     return this.replica;
   }

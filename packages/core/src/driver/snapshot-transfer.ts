@@ -82,6 +82,13 @@ export class SnapshotTransfer {
     this.served = snapshot;
   }
 
+  /** Forgets what it served and what it was fetching: the replica's storage was reset. */
+  reset(): void {
+    this.served = undefined;
+    this.incoming = undefined;
+    this.kept = undefined;
+  }
+
   /** A transfer that storage kept from before a restart: the next `want` it covers goes on from it. */
   keep(incoming: IncomingSnapshot | undefined): void {
     this.kept = incoming;
