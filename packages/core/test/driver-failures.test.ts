@@ -200,15 +200,36 @@ describe("SynodNode: gray failures", () => {
   it("a leader whose disk is slow hands leadership to a follower on its own, and writes go on there", async () => {
     // Writes of 35 ms: heartbeats still beat the 50–100 ms election timeout, so only the leader's own watch moves it.
     const { nodes, leader, disk } = await diskCluster({ maxPersistMs: 25 });
-    const events: { reason: string; persistMs: number; handedTo: string | undefined }[] = [];
+    const events: { reason: string; ms: number; handedTo: string | undefined }[] = [];
     leader.on("step-down", (event) => events.push(event));
     disk.delayMs = 35;
     for (let value = 2; value < 30 && events.length === 0; value += 1) await leader.propose(value).catch(() => undefined);
     await waitFor(() => events.length > 0, "the slow leader to hand over");
     expect(events[0]?.reason).toBe("slow-disk");
-    expect(events[0]?.persistMs).toBeGreaterThanOrEqual(25);
+    expect(events[0]?.ms).toBeGreaterThanOrEqual(25);
     const successor = await waitFor(() => nodes.find((node) => node !== leader && node.status().role === "leader"), "a new leader");
     expect(events[0]?.handedTo).toBe(successor.id);
+    await successor.propose(100);
+  });
+
+  it("a leader whose applying is slow hands leadership to a follower on its own, and writes go on there", async () => {
+    const cluster = await startCluster({ maxApplyMs: 15 });
+    const leader = await stableLeader(cluster);
+    const events: { reason: string; ms: number; handedTo: string | undefined }[] = [];
+    leader.on("step-down", (event) => events.push(event));
+    // Its state machine falls behind: every apply takes 20 ms (the followers' take no time).
+    const machine = cluster.machine(leader.id);
+    const apply = machine.apply.bind(machine);
+    machine.apply = (op: number) => {
+      const until = performance.now() + 20;
+      while (performance.now() < until);
+      return apply(op);
+    };
+    for (let value = 0; value < 30 && events.length === 0; value += 1) await leader.propose(value).catch(() => undefined);
+    await waitFor(() => events.length > 0, "the slow leader to hand over");
+    expect(events[0]).toMatchObject({ reason: "slow-apply" });
+    expect(events[0]?.ms).toBeGreaterThanOrEqual(15);
+    const successor = await waitFor(() => cluster.nodes.find((node) => node !== leader && node.status().role === "leader"), "a new leader");
     await successor.propose(100);
   });
 });

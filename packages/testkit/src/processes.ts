@@ -236,6 +236,11 @@ export class ServeCluster {
     return replica;
   }
 
+  /** Where a replica keeps its data (to damage it between runs, as a failing disk would). */
+  dataDirectory(id: string): string {
+    return join(this.directory, this.replica(id).id);
+  }
+
   /** Removes a stopped replica's data directory: a wiped disk. */
   wipe(id: string): void {
     if (this.replica(id).child !== undefined) throw new Error(`${id} is running`);

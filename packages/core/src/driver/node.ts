@@ -12,6 +12,7 @@ import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
 import { type Storage, type StoredSnapshot, isEmptyBatch } from "../storage.js";
 import { ConsistencyChecks, type Divergence } from "./consistency.js";
 import { type FailureHooks, persistPoints } from "./failure-points.js";
+import { SlowWatch } from "./gray-failures.js";
 import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
 import type { Transport } from "../transport.js";
 import { type Command, type CommandBody, valueSize } from "../values.js";
@@ -65,6 +66,14 @@ export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
    * out. Followers need no such watch: a quorum commits without a slow one.
    */
   readonly maxPersistMs?: number;
+  /**
+   * Gray failures: a leader whose applying of chosen slots takes this long
+   * (the median of its last eight Readies' worth) hands leadership to a
+   * follower (default: the minimum election timeout; 0 disables). Every
+   * read and every reply waits for the leader's applying, so a replica
+   * whose state machine has fallen behind should not lead.
+   */
+  readonly maxApplyMs?: number;
   /** Test-only: crash at named points (see `FailurePoint`). */
   readonly failureHooks?: FailureHooks;
   /**
@@ -98,7 +107,7 @@ export interface NodeEvents {
   /** The configuration chosen last changed (learned from the log or a snapshot). */
   config: Configuration;
   /** This replica stopped leading on its own, because of a gray failure it saw in itself. */
-  "step-down": { readonly reason: "slow-disk"; readonly persistMs: number; readonly handedTo: NodeId | undefined };
+  "step-down": { readonly reason: "slow-disk" | "slow-apply"; readonly ms: number; readonly handedTo: NodeId | undefined };
   /**
    * Rebuilding state this replica lost (Paxos Made Live §5.1) started (its
    * storage was lost, or its state diverged) or finished: it votes again.
@@ -152,8 +161,9 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private drainScheduled = false;
   private stopped = false;
   private fatalError: Error | undefined;
-  /** How long the last few persists took, for the disk watch. */
-  private persistMs: number[] = [];
+  /** How long the last few persists took, and the last few Readies' applying: the leader's watch on itself. */
+  private readonly persistWatch: SlowWatch;
+  private readonly applyWatch: SlowWatch;
   private readonly clock: Clock;
   private lastLeader: NodeId | undefined;
   private lastRole: ReplicaStatus["role"] = "follower";
@@ -194,6 +204,9 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
     this.ownSession = newSessionId(config.id);
+    const electionMs = (config.replica?.electionTicks ?? DEFAULT_REPLICA_OPTIONS.electionTicks) * (config.tickMs ?? 50);
+    this.persistWatch = new SlowWatch(config.maxPersistMs ?? electionMs);
+    this.applyWatch = new SlowWatch(config.maxApplyMs ?? electionMs);
     this.transfer = new SnapshotTransfer(
       config.id,
       {
@@ -244,7 +257,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.input((replica) => replica.tick());
       this.transfer.tick();
       this.flushDeferredMarks();
-      this.watchDisk();
+      this.watchSelf();
       this.proposeCheckIfDue();
     }, this.config.tickMs ?? 50);
     this.scheduleDrain();
@@ -294,7 +307,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       if (this.stopped) return;
       this.deferredMarks = [];
       this.pendingInstall = undefined;
-      this.persistMs = [];
+      this.persistWatch.clear();
+      this.applyWatch.clear();
       await storage.reset();
       this.transfer.reset();
       this.host.reset(empty);
@@ -469,29 +483,27 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     });
   }
 
-  private notePersistMs(ms: number): void {
-    this.persistMs.push(ms);
-    if (this.persistMs.length > 8) this.persistMs.shift();
-  }
-
   /**
-   * A leader whose disk writes are slow past `maxPersistMs` hands over to a
-   * follower: every commit waits for the leader's own write, so a healthy
-   * follower leads faster.
+   * A leader whose disk writes are slow past `maxPersistMs`, or whose
+   * applying is slow past `maxApplyMs`, hands over to a follower: every
+   * commit waits for the leader's own write, and every reply and read for
+   * its applying, so a healthy follower leads faster.
    */
-  private watchDisk(): void {
-    const limit = this.config.maxPersistMs ?? (this.config.replica?.electionTicks ?? DEFAULT_REPLICA_OPTIONS.electionTicks) * (this.config.tickMs ?? 50);
-    const replica = this.replica;
-    // The median of the last eight: one slow write is a hiccup, not a failing disk.
-    if (limit <= 0 || this.persistMs.length < 8 || replica === undefined || replica.status().role !== "leader") return;
-    const persistMs = [...this.persistMs].sort((x, y) => x - y)[4] as number;
-    if (persistMs < limit) return;
-    this.persistMs = [];
-    let handedTo: NodeId | undefined;
-    this.input((leader) => {
-      handedTo = leader.handOver();
-    });
-    this.emit("step-down", { reason: "slow-disk", persistMs, handedTo });
+  private watchSelf(): void {
+    if (this.replica?.status().role !== "leader") return;
+    const slow: ["slow-disk" | "slow-apply", number | undefined][] = [
+      ["slow-disk", this.persistWatch.takeSlow()],
+      ["slow-apply", this.applyWatch.takeSlow()],
+    ];
+    for (const [reason, ms] of slow) {
+      if (ms === undefined) continue;
+      let handedTo: NodeId | undefined;
+      this.input((leader) => {
+        handedTo = leader.handOver();
+      });
+      this.emit("step-down", { reason, ms, handedTo });
+      return;
+    }
   }
 
   /** Makes this replica stop leading at once, if it leads (see `Replica.stepDown`). */
@@ -708,12 +720,14 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       for (const point of points?.before ?? []) hooks?.at(point);
       const startedAt = this.clock.now();
       // Timed by itself, not with the applying that overlaps it: the disk watch judges the disk.
-      persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist)).then(() => this.notePersistMs(this.clock.now() - startedAt));
+      persisting = this.config.storage.persist(this.withDeferredMarks(ready.persist)).then(() => this.persistWatch.note(this.clock.now() - startedAt));
     }
     // Applying overlaps the disk write: what is chosen is durable on a quorum
     // already, and never waits for this Ready's own persist.
     try {
+      const applyingFrom = this.clock.now();
       this.applyReady(ready);
+      if (ready.chosen.length > 0) this.applyWatch.note(this.clock.now() - applyingFrom);
     } catch (error) {
       await persisting?.catch(() => undefined);
       throw error;
@@ -827,6 +841,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     }
     if (status.role !== this.lastRole) {
       this.lastRole = status.role;
+      // A new leader is judged on its own leading, not on what it did as a follower (catching up, say).
+      if (status.role === "leader") {
+        this.persistWatch.clear();
+        this.applyWatch.clear();
+      }
       for (const listener of this.listeners.role) listener(status.role);
     }
   }
