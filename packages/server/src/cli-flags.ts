@@ -25,7 +25,10 @@ export const SERVE_FLAGS = {
   "lease-ms": { type: "string" },
   "crash-at": { type: "string" },
   "max-persist-ms": { type: "string" },
+  "max-apply-ms": { type: "string" },
   "max-clock-drift": { type: "string" },
+  "on-corruption": { type: "string" },
+  "check-every-ms": { type: "string" },
   "tick-ms": { type: "string" },
   "log-level": { type: "string" },
 } as const;
@@ -48,7 +51,10 @@ export interface ServeFlagValues {
   readonly "lease-ms"?: string | undefined;
   readonly "crash-at"?: string | undefined;
   readonly "max-persist-ms"?: string | undefined;
+  readonly "max-apply-ms"?: string | undefined;
   readonly "max-clock-drift"?: string | undefined;
+  readonly "on-corruption"?: string | undefined;
+  readonly "check-every-ms"?: string | undefined;
   readonly "tick-ms"?: string | undefined;
   readonly "log-level"?: string | undefined;
 }
@@ -125,6 +131,8 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
   }
   const maxPersistMs = integerFlag("max-persist-ms", flags["max-persist-ms"]);
   if (maxPersistMs !== undefined) config.maxPersistMs = maxPersistMs;
+  const maxApplyMs = integerFlag("max-apply-ms", flags["max-apply-ms"]);
+  if (maxApplyMs !== undefined) config.maxApplyMs = maxApplyMs;
   const leaseMs = integerFlag("lease-ms", flags["lease-ms"]);
   if (leaseMs !== undefined) config.leaseMs = leaseMs;
   const drift = flags["max-clock-drift"];
@@ -132,6 +140,9 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
     if (!/^(0|0?\.\d+)$/.test(drift)) throw new UsageError(`--max-clock-drift takes a fraction such as 0.01, not ${JSON.stringify(drift)}`);
     config.maxClockDrift = Number(drift);
   }
+  if (flags["on-corruption"] !== undefined) config.onCorruption = flags["on-corruption"];
+  const checkEveryMs = integerFlag("check-every-ms", flags["check-every-ms"]);
+  if (checkEveryMs !== undefined) config.checkEveryMs = checkEveryMs;
   const tickMs = integerFlag("tick-ms", flags["tick-ms"]);
   if (tickMs !== undefined) config.tickMs = tickMs;
   if (flags["log-level"] !== undefined) config.logLevel = flags["log-level"];

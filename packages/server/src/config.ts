@@ -51,6 +51,23 @@ export const serverConfigSchema = z
     crashAt: z.object({ point: z.enum(FAILURE_POINTS), after: z.number().int().min(1).default(1) }).optional(),
     /** A leader whose disk writes take this long (median of its last eight) hands over to a follower (default: electionTicks × tickMs; 0 disables). */
     maxPersistMs: z.number().int().nonnegative().optional(),
+    /** A leader whose applying of chosen slots takes this long (median of its last eight) hands over (default: electionTicks × tickMs; 0 disables). */
+    maxApplyMs: z.number().int().nonnegative().optional(),
+    /**
+     * What to do when the data directory is found corrupted (a checksum
+     * fails) or wiped (empty, with `rejoin`): "rebuild" (default) moves the
+     * damaged files aside (`damaged-*`), starts empty and rebuilds from the
+     * other replicas, voting in nothing until it has (Paxos Made Live §5.1);
+     * "stop" refuses to start.
+     */
+    onCorruption: z.enum(["rebuild", "stop"]).default("rebuild"),
+    /**
+     * Runtime consistency checks: the leader puts a check in the log this
+     * often (ms; 0 disables); every replica digests its state there, and a
+     * replica whose digest differs from a majority's raises the alarm
+     * everywhere and rebuilds itself from the others.
+     */
+    checkEveryMs: z.number().int().nonnegative().default(10_000),
     /** The clock-rate bound leases rest on, as a fraction (default 0.01 = 1 %). */
     maxClockDrift: z.number().min(0).max(0.5).default(0.01),
     sessionTtlMs: duration.default(60_000),

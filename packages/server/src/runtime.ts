@@ -54,8 +54,17 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
           ...(config.tls.ca === undefined ? {} : { ca: readFileSync(config.tls.ca) }),
         };
 
-  const storage = await FileStorage.open(config.dataDir, { nodeId: config.id, expectExisting: config.rejoin });
+  const storage = await FileStorage.open(config.dataDir, { nodeId: config.id, expectExisting: config.rejoin, onCorruption: config.onCorruption === "rebuild" ? "rebuild" : "throw" });
   if (storage.recovery.tornTail !== undefined) logger.warn("cut off a torn tail of the log", { ...storage.recovery.tornTail });
+  const lost = storage.recovery.rebuild;
+  if (lost !== undefined) {
+    logger.error("storage lost: rebuilding from the other replicas, voting in nothing until then", {
+      reason: lost.reason,
+      file: lost.file,
+      offset: lost.offset,
+      ...(lost.movedTo === undefined ? {} : { movedTo: lost.movedTo }),
+    });
+  }
   logger.info("storage opened", {
     dataDir: config.dataDir,
     fresh: storage.recovery.fresh,
@@ -94,6 +103,8 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     snapshotChunkBytes: config.snapshotChunkBytes,
     ...(config.crashAt === undefined ? {} : { failureHooks: crashHooks(config.crashAt, config.id) }),
     ...(config.maxPersistMs === undefined ? {} : { maxPersistMs: config.maxPersistMs }),
+    ...(config.maxApplyMs === undefined ? {} : { maxApplyMs: config.maxApplyMs }),
+    checkEveryMs: config.checkEveryMs,
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
@@ -102,6 +113,10 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   metrics.gauge("synod_is_leader", "1 while this replica leads.", () => (node.status().role === "leader" ? 1 : 0));
   metrics.gauge("synod_applied_slot", "The last log slot applied here.", () => node.status().appliedThrough);
   metrics.gauge("synod_log_last_slot", "The last log slot this replica holds.", () => node.status().lastSlot);
+  metrics.gauge("synod_rebuilding", "1 while this replica rebuilds lost state and votes in nothing.", () => (node.status().rebuilding ? 1 : 0));
+  const rebuilds = metrics.counter("synod_rebuilds_total", "Rebuilds of lost or diverged state this replica started.");
+  const checks = metrics.counter("synod_consistency_checks_total", "Consistency checks this replica digested its state for.");
+  const divergences = metrics.counter("synod_divergences_total", "Replicas (this one or others) consistency checks found diverged.");
   const clients = withMembership(options.clients?.(node, endpointOf, metrics) ?? nodeClientHandler(node as unknown as SynodNode, endpointOf), node, endpointOf);
   const server = new SynodServer({
     self: config.id,
@@ -124,7 +139,23 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   });
   node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
   let reportedTenth = -1;
-  node.on("step-down", (event) => logger.warn("stepped down: disk writes too slow to lead", { persistMs: Math.round(event.persistMs), handedTo: event.handedTo }));
+  node.on("rebuild", (event) => {
+    if (event.phase === "started") {
+      rebuilds.inc();
+      logger.warn("rebuilding", { reason: event.reason });
+    } else logger.info("rebuilt: voting again", { ms: Math.round(event.ms) });
+  });
+  node.on("check", () => checks.inc());
+  node.on("divergence", (event) => {
+    divergences.inc();
+    logger.error("consistency check failed: a replica's state diverged", { replica: event.replica, slot: event.slot, digest: event.digest, expected: event.expected, self: event.self });
+  });
+  node.on("step-down", (event) =>
+    logger.warn(event.reason === "slow-disk" ? "stepped down: disk writes too slow to lead" : "stepped down: applying too slow to lead", {
+      ms: Math.round(event.ms),
+      handedTo: event.handedTo,
+    }),
+  );
   node.on("snapshot", (progress) => {
     if (progress.kind === "chunk") {
       // A line at the start and at every tenth of the way, not one per chunk.

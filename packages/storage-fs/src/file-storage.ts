@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, readdir, rm } from "node:fs/promises";
+import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type Ballot,
@@ -19,7 +19,8 @@ import { syncDirectory } from "./atomic-file.js";
 import { encodeChosenMarks, encodeCommit, encodeRecord } from "./codec.js";
 import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageIdentityError, StorageWipedError } from "./errors.js";
 import { METADATA_FILE, type Metadata, readMetadata, writeMetadata } from "./metadata.js";
-import { SEGMENT_PATTERN, type SegmentInfo, type TornTail, removeSegments, scanSegments, segmentFileName, segmentNumber } from "./segments.js";
+import { type RebuildReport, discardSnapshots, markRebuilding, rebuildDamaged, storageEntries } from "./rebuild.js";
+import { SEGMENT_PATTERN, type SegmentInfo, type TornTail, removeSegments, scanSegments, segmentFileName, segmentNumber, startLog } from "./segments.js";
 import { IncomingSnapshotFile, readIncoming, readLatestSnapshot, removeSnapshotsBefore, writeSnapshotFile } from "./snapshot-file.js";
 
 export interface FileStorageOptions {
@@ -35,6 +36,18 @@ export interface FileStorageOptions {
   readonly segmentBytes?: number;
   /** The incarnation written into a new directory (default 1). */
   readonly incarnation?: number;
+  /**
+   * What open does when it finds the directory corrupt or wiped
+   * (`StorageCorruptionError`, `StorageWipedError`). "throw" (the default)
+   * leaves everything as it is, for an operator. "rebuild" moves the
+   * directory's files into a `damaged-<time>/` folder inside it (kept for
+   * forensics, never read again) and starts an empty storage there marked
+   * rebuilding (`load().rebuilding`), so the replica re-learns its state from
+   * its peers and votes in nothing until then; `recovery.rebuild` says what
+   * was found. A directory of another replica (`StorageIdentityError`) is
+   * always refused.
+   */
+  readonly onCorruption?: "throw" | "rebuild";
 }
 
 /** What opening found: a torn tail that was cut off, leftovers removed, and what was replayed. */
@@ -45,6 +58,8 @@ export interface RecoveryReport {
   readonly commits: number;
   readonly records: number;
   readonly removedFiles: readonly string[];
+  /** Set when open found the directory corrupt or wiped and rebuilt it (`onCorruption: "rebuild"`). */
+  readonly rebuild: RebuildReport | undefined;
 }
 
 interface QueuedBatch {
@@ -62,6 +77,21 @@ async function isEmptyFile(path: string): Promise<boolean> {
   } finally {
     await handle.close();
   }
+}
+
+/** Starts a new directory. */
+async function createDirectory(directory: string, options: FileStorageOptions): Promise<Metadata> {
+  const metadata: Metadata = {
+    version: 1,
+    nodeId: options.nodeId,
+    incarnation: options.incarnation ?? 1,
+    promised: ZERO_BALLOT,
+    logStart: 0,
+    firstSegment: 1,
+    activeSegment: 1,
+  };
+  await startLog(directory, metadata);
+  return metadata;
 }
 
 /**
@@ -83,6 +113,8 @@ export class FileStorage implements Storage {
   private receiving: IncomingSnapshotFile | undefined;
   private incoming: IncomingSnapshot | undefined;
   private failure: StorageFailedError | undefined;
+  /** Settles when a `reset` under way is done; writes issued meanwhile wait for it. */
+  private resetting: Promise<void> | undefined;
   private closed = false;
   /** Commits made durable since open, and bytes appended (for tests and metrics). */
   durableCommits = 0;
@@ -101,17 +133,35 @@ export class FileStorage implements Storage {
     this.image = image;
   }
 
-  /** Opens (creating if new) the data directory and recovers its state. */
+  /** Opens (creating if new) the data directory and recovers its state; rebuilds a damaged one when `onCorruption` says so. */
   static async open(directory: string, options: FileStorageOptions): Promise<FileStorage> {
+    try {
+      return await FileStorage.recover(directory, options, undefined);
+    } catch (error) {
+      if (options.onCorruption !== "rebuild" || !(error instanceof StorageCorruptionError)) throw error;
+      const rebuild = await rebuildDamaged(directory, { nodeId: options.nodeId, incarnation: options.incarnation ?? 1 }, error);
+      return FileStorage.recover(directory, options, rebuild);
+    }
+  }
+
+  private static async recover(directory: string, options: FileStorageOptions, rebuild: RebuildReport | undefined): Promise<FileStorage> {
     await mkdir(directory, { recursive: true });
     const removedFiles: string[] = [];
-    let names = await readdir(directory);
+    let names = await storageEntries(directory);
     for (const name of names.filter((name) => name.endsWith(".tmp"))) {
       await rm(join(directory, name), { force: true });
       removedFiles.push(name);
     }
-    names = names.filter((name) => !name.endsWith(".tmp"));
     let metadata = await readMetadata(directory);
+    if (metadata !== undefined && metadata.nodeId !== options.nodeId) throw new StorageIdentityError(directory, options.nodeId, metadata.nodeId);
+    if (metadata?.discardSnapshots === true) {
+      // A reset that crashed before it removed the old snapshots: finish it.
+      const discarded = await discardSnapshots(directory, metadata);
+      metadata = discarded.metadata;
+      removedFiles.push(...discarded.removed);
+      names = await storageEntries(directory);
+    }
+    names = names.filter((name) => !name.endsWith(".tmp"));
     const segmentNames = names.filter((name) => SEGMENT_PATTERN.test(name));
     let fresh = false;
     if (metadata === undefined && names.length === 1 && names[0] === segmentFileName(1) && (await isEmptyFile(join(directory, names[0])))) {
@@ -125,25 +175,11 @@ export class FileStorage implements Storage {
         throw new StorageCorruptionError(join(directory, METADATA_FILE), 0, `metadata missing while ${names.length} other files exist`);
       }
       if (options.expectExisting) throw new StorageWipedError(directory);
-      metadata = {
-        version: 1,
-        nodeId: options.nodeId,
-        incarnation: options.incarnation ?? 1,
-        promised: ZERO_BALLOT,
-        logStart: 0,
-        firstSegment: 1,
-        activeSegment: 1,
-      };
-      // The first segment before the metadata that names it (see `roll`).
-      await (await open(join(directory, segmentFileName(1)), "a")).close();
-      await syncDirectory(directory);
-      await writeMetadata(directory, metadata);
+      metadata = await createDirectory(directory, options);
       segmentNames.push(segmentFileName(1));
       fresh = true;
-    } else if (metadata.nodeId !== options.nodeId) {
-      throw new StorageIdentityError(directory, options.nodeId, metadata.nodeId);
     }
-    // Segments wholly before the first needed one are leftovers of a compaction interrupted by a crash.
+    // Segments wholly before the first needed one are leftovers of a compaction (or a reset) interrupted by a crash.
     const firstSegment = metadata.firstSegment;
     const leftovers = segmentNames.filter((name) => (segmentNumber(name) as number) < firstSegment);
     if (leftovers.length > 0) {
@@ -153,6 +189,7 @@ export class FileStorage implements Storage {
     }
     const image = new DurableImage(metadata.promised);
     image.logStart = metadata.logStart;
+    image.rebuilding = metadata.rebuilding === true;
     const scan = await scanSegments(
       directory,
       segmentNames.filter((name) => !leftovers.includes(name)),
@@ -171,6 +208,7 @@ export class FileStorage implements Storage {
       commits: scan.commits,
       records: scan.records,
       removedFiles,
+      rebuild,
     };
     const storage = new FileStorage(directory, metadata, scan.segments, active, scan.nextCommit, image, report, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
     storage.incoming = incoming;
@@ -189,6 +227,7 @@ export class FileStorage implements Storage {
 
   /** Queues a batch for the next group commit; resolves once it is durable. */
   persist(batch: PersistBatch): Promise<void> {
+    if (this.resetting !== undefined) return this.resetting.then(() => this.persist(batch));
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StorageClosedError());
     if (isEmptyBatch(batch)) return Promise.resolve();
@@ -209,6 +248,7 @@ export class FileStorage implements Storage {
 
   /** Receives a snapshot into the directory, going on from what an earlier transfer of the same snapshot stored. */
   async receiveSnapshot(identity: SnapshotIdentity): Promise<SnapshotReceiver> {
+    while (this.resetting !== undefined) await this.resetting;
     if (this.failure !== undefined) throw this.failure;
     this.assertOpen();
     await this.receiving?.close();
@@ -242,6 +282,61 @@ export class FileStorage implements Storage {
     });
     this.snapshotWrites = done.catch(() => undefined);
     return done;
+  }
+
+  /**
+   * Forgets everything and durably marks the replica rebuilding (see
+   * `Storage.reset`). Comes after the commits and snapshot writes issued
+   * before it; those issued while it runs wait for it. Starts a new empty
+   * segment and writes metadata naming it (promise zero, log start 0,
+   * rebuilding, a new incarnation) before it removes the old segments,
+   * snapshots and incoming transfer, so a crash at any point restarts the
+   * replica with its old state or empty and rebuilding. A failure leaves the
+   * storage failed (`StorageFailedError`): restart to recover.
+   */
+  async reset(): Promise<void> {
+    while (this.resetting !== undefined) await this.resetting;
+    if (this.failure !== undefined) throw this.failure;
+    this.assertOpen();
+    let done = (): void => undefined;
+    this.resetting = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const snapshotWrites = this.snapshotWrites;
+    this.snapshotWrites = this.resetting;
+    try {
+      await this.flushing;
+      await snapshotWrites;
+      if (this.failure !== undefined) throw this.failure;
+      await this.forget();
+    } catch (error) {
+      if (this.failure === undefined) this.failure = new StorageFailedError(error);
+      throw this.failure;
+    } finally {
+      this.resetting = undefined;
+      done();
+    }
+  }
+
+  /** The reset itself, with nothing else writing. */
+  private async forget(): Promise<void> {
+    // Past the active segment, which may be an empty one named `nextCommit`.
+    const segment = this.nextCommit + 1;
+    const metadata = await markRebuilding(this.directory, { nodeId: this.metadata.nodeId, incarnation: this.metadata.incarnation + 1 }, segment);
+    this.metadata = metadata;
+    await this.receiving?.close();
+    this.receiving = undefined;
+    this.incoming = undefined;
+    await this.active.close();
+    this.active = await open(join(this.directory, segmentFileName(segment)), "a");
+    const old = this.segments.splice(0, this.segments.length, { name: segmentFileName(segment), firstCommit: segment, bytes: 0, maxSlot: -1 });
+    this.nextCommit = segment;
+    this.image.reset(ZERO_BALLOT);
+    await removeSegments(
+      this.directory,
+      old.map((info) => info.name),
+    );
+    this.metadata = (await discardSnapshots(this.directory, metadata)).metadata;
   }
 
   /** Waits for queued writes, then closes the files. */
@@ -288,6 +383,7 @@ export class FileStorage implements Storage {
     const frames: Buffer[] = [];
     let promised: Ballot | undefined;
     let truncateBefore: number | undefined;
+    const rebuilt = batches.some((batch) => batch.rebuilt === true);
     const activeInfo = this.segments.at(-1) as SegmentInfo;
     for (const batch of batches) {
       for (const record of batch.records) {
@@ -310,14 +406,19 @@ export class FileStorage implements Storage {
       this.durableCommits += 1;
     }
     for (const batch of batches) this.image.applyBatch(batch);
-    await this.updateMetadata(promised, truncateBefore);
+    await this.updateMetadata(promised, truncateBefore, rebuilt);
     if (activeInfo.bytes >= this.segmentBytes) await this.roll();
   }
 
-  /** Records a new promise or log start atomically, then deletes the segments compaction freed. */
-  private async updateMetadata(promised: Ballot | undefined, truncateBefore: number | undefined): Promise<void> {
+  /**
+   * Records a new promise or log start, or the end of a rebuild, atomically
+   * (after the group's records are durable), then deletes the segments
+   * compaction freed.
+   */
+  private async updateMetadata(promised: Ballot | undefined, truncateBefore: number | undefined, rebuilt: boolean): Promise<void> {
     let metadata = this.metadata;
     if (promised !== undefined && !ballotsEqual(promised, metadata.promised)) metadata = { ...metadata, promised };
+    if (rebuilt && metadata.rebuilding === true) metadata = { ...metadata, rebuilding: undefined };
     let freed: SegmentInfo[] = [];
     if (truncateBefore !== undefined && truncateBefore > metadata.logStart) {
       metadata = { ...metadata, logStart: truncateBefore };

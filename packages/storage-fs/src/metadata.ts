@@ -26,6 +26,20 @@ export interface Metadata {
   readonly firstSegment: number;
   /** The commit sequence that names the segment being appended to. */
   readonly activeSegment: number;
+  /**
+   * The replica's state was lost (corrupted, wiped, or reset) and it has not
+   * finished rebuilding from its peers (`StoredState.rebuilding`); cleared by
+   * a batch with `rebuilt`. Absent in directories written before it existed.
+   */
+  readonly rebuilding?: boolean;
+  /**
+   * Set by a reset (or a rebuild at open) together with `rebuilding`, before
+   * it removes the files of the state it forgot, and cleared once they are
+   * gone: while set, every snapshot file and incoming transfer in the
+   * directory belongs to the forgotten state, and open removes them (old
+   * segments need no such note: they lie below `firstSegment`).
+   */
+  readonly discardSnapshots?: boolean;
 }
 
 const metadataSchema = z.object({
@@ -36,6 +50,8 @@ const metadataSchema = z.object({
   logStart: z.number().int().nonnegative(),
   firstSegment: z.number().int().positive(),
   activeSegment: z.number().int().positive(),
+  rebuilding: z.boolean().optional(),
+  discardSnapshots: z.boolean().optional(),
 });
 
 /** File format: CRC32C (u32 LE) of the JSON, then the JSON. */

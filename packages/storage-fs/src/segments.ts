@@ -2,8 +2,10 @@ import { open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DurableImage, PersistBatch, SlotRecord } from "@synod/core";
 import { decodeChosenMarks, decodeCommit, decodeRecord } from "./codec.js";
+import { syncDirectory } from "./atomic-file.js";
 import { StorageCorruptionError } from "./errors.js";
 import { FrameKind, readFrame } from "./frame.js";
+import { type Metadata, writeMetadata } from "./metadata.js";
 
 /**
  * The log is a sequence of segment files, `wal-<n>.log`, where `n` is the
@@ -19,6 +21,17 @@ export function segmentFileName(firstCommit: number): string {
 export function segmentNumber(name: string): number | undefined {
   const match = SEGMENT_PATTERN.exec(name);
   return match === null ? undefined : Number(match[1]);
+}
+
+/**
+ * Starts a log at `metadata.activeSegment`: creates the segment file and
+ * makes it durable before the metadata names it (as a roll does), so on open
+ * a missing active segment is always a deleted one.
+ */
+export async function startLog(directory: string, metadata: Metadata): Promise<void> {
+  await (await open(join(directory, segmentFileName(metadata.activeSegment)), "a")).close();
+  await syncDirectory(directory);
+  await writeMetadata(directory, metadata);
 }
 
 /** What recovery and compaction need to know of one segment. */

@@ -98,6 +98,13 @@ export async function removeSnapshotsBefore(directory: string, keep: string): Pr
   if (stale.length > 0) await syncDirectory(directory);
 }
 
+/** Removes every snapshot file and any incoming transfer: what a reset forgets. Returns the names removed (the caller syncs the directory). */
+export async function removeAllSnapshots(directory: string): Promise<string[]> {
+  const names = (await readdir(directory)).filter((name) => PATTERN.test(name) || name === INCOMING || name === INCOMING_META);
+  for (const name of names) await rm(join(directory, name), { force: true });
+  return names;
+}
+
 /** The newest snapshot, checked whole; a damaged newest snapshot is corruption (an older one may not cover the compacted log). */
 export async function readLatestSnapshot(directory: string, names: readonly string[]): Promise<StoredSnapshot | undefined> {
   const latest = names.filter((name) => PATTERN.test(name)).sort().at(-1);

@@ -7,9 +7,8 @@
  * and reported; damage anywhere else is a typed error naming the file; no
  * damage ever yields a wrong value, and nothing crashes the process.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { SeededRandom } from "@synod/core";
@@ -24,10 +23,10 @@ import {
   type BuiltLog,
   type CommitSpan,
   NODE,
+  ScratchArea,
   activeSegment,
   buildLog,
   comparable,
-  copyDirectory,
   expectCorruption,
   fileSize,
   framesOf,
@@ -38,14 +37,9 @@ import {
 const SEED = process.env.SYNOD_FAULT_SEED !== undefined ? Number(process.env.SYNOD_FAULT_SEED) >>> 0 : 20_250_611;
 const SEGMENT_BYTES = 2048;
 
-const root = mkdtempSync(join(tmpdir(), "synod-faults-"));
-let scratchCounter = 0;
+const scratch = new ScratchArea("synod-faults-");
 /** A fresh copy of a built log to damage. */
-function scratchCopy(log: BuiltLog): string {
-  const directory = join(root, `case-${scratchCounter++}`);
-  copyDirectory(log.directory, directory);
-  return directory;
-}
+const scratchCopy = (log: BuiltLog): string => scratch.copy(log);
 
 /** The main fixture: ≥ 3 live segments, a compaction behind them, and 3 commits in the active segment. */
 let log: BuiltLog;
@@ -53,8 +47,8 @@ let log: BuiltLog;
 let rolled: BuiltLog;
 
 beforeAll(async () => {
-  log = await buildLog(join(root, "main"), { segmentBytes: SEGMENT_BYTES, commits: 20, compactAt: 9, lastSegmentCommits: 3, seed: SEED, random: new SeededRandom(SEED) });
-  rolled = await buildLog(join(root, "rolled"), { segmentBytes: SEGMENT_BYTES, commits: 10, lastSegmentCommits: 1, seed: SEED + 1, random: new SeededRandom(SEED + 1) });
+  log = await buildLog(join(scratch.root, "main"), { segmentBytes: SEGMENT_BYTES, commits: 20, compactAt: 9, lastSegmentCommits: 3, seed: SEED, random: new SeededRandom(SEED) });
+  rolled = await buildLog(join(scratch.root, "rolled"), { segmentBytes: SEGMENT_BYTES, commits: 10, lastSegmentCommits: 1, seed: SEED + 1, random: new SeededRandom(SEED + 1) });
   // The fixture's shape is what the tests below rely on.
   expect(segmentNames(log.directory).length).toBeGreaterThanOrEqual(3);
   expect(log.freed.size).toBeGreaterThanOrEqual(1);
@@ -64,7 +58,7 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  rmSync(root, { recursive: true, force: true });
+  scratch.remove();
 });
 
 const lastCommit = (built: BuiltLog): CommitSpan => built.commits.at(-1) as CommitSpan;

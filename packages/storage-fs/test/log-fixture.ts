@@ -3,7 +3,8 @@
  * commits are known byte for byte, with a reference model of the state after
  * every commit (core's DurableImage, the semantics every storage shares).
  */
-import { cpSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BufferedSnapshot, DurableImage, type PersistBatch, type SlotRecord, type StoredState, ZERO_BALLOT } from "@synod/core";
 import { expect } from "vitest";
@@ -47,6 +48,32 @@ export function fileSize(path: string): number {
 
 export function copyDirectory(from: string, to: string): void {
   cpSync(from, to, { recursive: true });
+}
+
+/** A temporary folder for a test file's cases: new directories in it, and copies of built logs to damage. */
+export class ScratchArea {
+  readonly root: string;
+  private cases = 0;
+
+  constructor(prefix: string) {
+    this.root = mkdtempSync(join(tmpdir(), prefix));
+  }
+
+  /** A path for a new case, not yet created. */
+  path(): string {
+    return join(this.root, `case-${this.cases++}`);
+  }
+
+  /** A fresh copy of a built log. */
+  copy(log: BuiltLog): string {
+    const directory = this.path();
+    copyDirectory(log.directory, directory);
+    return directory;
+  }
+
+  remove(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
 }
 
 /** The frames of a well-formed segment file. */

@@ -5,7 +5,7 @@ import { InvalidInputError } from "../errors.js";
 import { type Snapshot, collectChunks } from "../host.js";
 import type { PersistBatch } from "../replica.js";
 import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
-import type { Storage, StoredSnapshot } from "../storage.js";
+import type { Storage, StoredSnapshot, StoredState } from "../storage.js";
 import type { SlotRecord } from "../values.js";
 
 /** How the suite gets a storage, and the same storage again after a "restart". */
@@ -64,6 +64,7 @@ export function runStorageConformance(name: string, harness: StorageHarness): vo
         expect(state.records).toEqual([]);
         expect(state.logStart).toBe(0);
         expect(state.snapshot).toBeUndefined();
+        expect(state.rebuilding ?? false).toBe(false);
       }));
 
     it("keeps the promised ballot and slot records across a restart", () =>
@@ -185,5 +186,75 @@ export function runStorageConformance(name: string, harness: StorageHarness): vo
         expect((await storage.load()).records).toHaveLength(50);
         return storage;
       }));
+
+    // `reset` is optional: a storage without it skips these.
+    it("reset forgets the promise, log, snapshots and a partial incoming snapshot, and marks the replica rebuilding, across a restart", (context) =>
+      withStorage(async (first) => {
+        if (first.reset === undefined) return context.skip("this storage has no reset");
+        await first.persist(batch({ promised: ballot(4, "b"), records: [0, 1, 2, 3].map((slot) => record(slot, 4, `v${slot}`, true)) }));
+        await first.writeSnapshot(snapshot(1).handle, [snapshot(1).data]);
+        await first.persist(batch({ truncateBefore: 2, records: [record(4, 4, "v4")] }));
+        const source = new BufferedSnapshot(snapshot(9, 3000).handle, snapshot(9, 3000).data);
+        const receiving = await first.receiveSnapshot({ slot: 9, checksum: source.checksum, size: source.size });
+        await receiving.append((await encodingOf(source)).subarray(0, 1000));
+        await first.reset();
+        expectRebuildingAndEmpty(await first.load());
+        const storage = await harness.reopen(first);
+        expectRebuildingAndEmpty(await storage.load());
+        return storage;
+      }));
+
+    it("after a reset, writes work as on a new storage, and a batch with rebuilt clears the mark, across a restart", (context) =>
+      withStorage(async (first) => {
+        if (first.reset === undefined) return context.skip("this storage has no reset");
+        await first.persist(batch({ promised: ballot(4, "b"), records: [record(0, 4, "old"), record(7, 4, "old")] }));
+        await first.reset();
+        await first.persist(batch({ promised: ballot(6, "c"), records: [record(0, 6, "x"), record(1, 6, "y"), record(2, 6, "z")] }));
+        await first.persist(batch({ chosen: [0, 1] }));
+        await first.writeSnapshot(snapshot(0).handle, [snapshot(0).data]);
+        await first.persist(batch({ truncateBefore: 1 }));
+        const rebuilding = await harness.reopen(first);
+        const before = await rebuilding.load();
+        expect(before.rebuilding).toBe(true);
+        expect(before.promised).toEqual(ballot(6, "c"));
+        expect(before.records).toEqual([record(1, 6, "y", true), record(2, 6, "z")]);
+        expect(before.logStart).toBe(1);
+        expect(before.snapshot?.handle).toEqual(snapshot(0).handle);
+        await rebuilding.persist(batch({ rebuilt: true }));
+        expect((await rebuilding.load()).rebuilding ?? false).toBe(false);
+        const storage = await harness.reopen(rebuilding);
+        const after = await storage.load();
+        expect(after.rebuilding ?? false).toBe(false);
+        expect(after.promised).toEqual(ballot(6, "c"));
+        expect(after.records).toEqual([record(1, 6, "y", true), record(2, 6, "z")]);
+        expect(after.snapshot?.handle).toEqual(snapshot(0).handle);
+        return storage;
+      }));
+
+    it("a reset right after another, and a rebuilt mark that comes with records, are durable too", (context) =>
+      withStorage(async (first) => {
+        if (first.reset === undefined) return context.skip("this storage has no reset");
+        await first.reset();
+        await first.persist(batch({ records: [record(0, 1, "x")] }));
+        await first.reset();
+        expectRebuildingAndEmpty(await first.load());
+        await first.persist(batch({ promised: ballot(2, "a"), records: [record(3, 2, "y")], rebuilt: true }));
+        const storage = await harness.reopen(first);
+        const state = await storage.load();
+        expect(state.rebuilding ?? false).toBe(false);
+        expect(state.promised).toEqual(ballot(2, "a"));
+        expect(state.records).toEqual([record(3, 2, "y")]);
+        return storage;
+      }));
   });
+}
+
+/** What `load` gives right after a reset. */
+function expectRebuildingAndEmpty(state: StoredState): void {
+  expect(state.promised).toEqual(ZERO_BALLOT);
+  expect(state.records).toEqual([]);
+  expect(state.logStart).toBe(0);
+  expect(state.snapshot).toBeUndefined();
+  expect(state.incoming).toBeUndefined();
+  expect(state.rebuilding).toBe(true);
 }
