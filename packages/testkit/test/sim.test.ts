@@ -10,16 +10,20 @@ function failures(results: readonly SimulationResult[]): string {
 describe("seeded simulation with faults", () => {
   // 500 runs across 3- and 5-replica clusters: partitions (clients cut too),
   // one-way cuts, loss, duplication, reordering, long delays, crashes with
-  // torn unsynced writes, pauses, disk stalls, clock drift; then a liveness
+  // torn unsynced writes, lost disks, pauses, disk stalls, clock drift; then a liveness
   // phase. Invariants after every event; every history checked.
   for (const replicas of [3, 5]) {
-    it(`250 seeds on ${replicas} replicas: no violation, every history linearizable, lease reads and refused stale epochs among them`, () => {
+    it(`250 seeds on ${replicas} replicas: no violation, every history linearizable, lease reads, refused stale epochs and rebuilt disks among them`, () => {
       let leaseReads = 0;
       let staleEpoch = 0;
+      let wipes = 0;
+      let rebuilds = 0;
       const summary = runSeeds(1, 250, { replicas }, {
         onResult: (result) => {
           leaseReads += result.statistics.leaseReads;
           staleEpoch += result.statistics.staleEpochCommands;
+          wipes += result.statistics.wipes;
+          rebuilds += result.statistics.rebuilds;
         },
       });
       expect(failures(summary.failures)).toBe("");
@@ -27,6 +31,9 @@ describe("seeded simulation with faults", () => {
       expect(leaseReads).toBeGreaterThan(250 * 20);
       // Batches of a lost epoch were found and chosen after a newer epoch's, and refused: their clients retried.
       expect(staleEpoch).toBeGreaterThan(0);
+      // Disks were lost (one replica at a time) and their replicas rebuilt and voted again, most before the run ended.
+      expect(wipes).toBeGreaterThan(50);
+      expect(rebuilds).toBeGreaterThan(wipes / 2);
       expect(summary.runs).toBe(250);
       expect(summary.operationsChecked).toBeGreaterThan(250 * 100);
       expect(summary.crashes).toBeGreaterThan(250);
