@@ -24,6 +24,7 @@ export const SERVE_FLAGS = {
   "snapshot-chunk-bytes": { type: "string" },
   "lease-ms": { type: "string" },
   "crash-at": { type: "string" },
+  "inject-divergence-at": { type: "string" },
   "max-persist-ms": { type: "string" },
   "max-apply-ms": { type: "string" },
   "max-clock-drift": { type: "string" },
@@ -50,6 +51,7 @@ export interface ServeFlagValues {
   readonly "snapshot-chunk-bytes"?: string | undefined;
   readonly "lease-ms"?: string | undefined;
   readonly "crash-at"?: string | undefined;
+  readonly "inject-divergence-at"?: string | undefined;
   readonly "max-persist-ms"?: string | undefined;
   readonly "max-apply-ms"?: string | undefined;
   readonly "max-clock-drift"?: string | undefined;
@@ -129,6 +131,8 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
     if (match === null) throw new UsageError(`--crash-at takes POINT or POINT:N, not ${JSON.stringify(crashAt)}`);
     config.crashAt = { point: match[1], ...(match[2] === undefined ? {} : { after: Number(match[2]) }) };
   }
+  const injectDivergenceAt = integerFlag("inject-divergence-at", flags["inject-divergence-at"]);
+  if (injectDivergenceAt !== undefined) config.injectDivergenceAt = injectDivergenceAt;
   const maxPersistMs = integerFlag("max-persist-ms", flags["max-persist-ms"]);
   if (maxPersistMs !== undefined) config.maxPersistMs = maxPersistMs;
   const maxApplyMs = integerFlag("max-apply-ms", flags["max-apply-ms"]);

@@ -49,6 +49,12 @@ export const serverConfigSchema = z
      * `point` (Paxos Made Live §6.3 failure points; see `FAILURE_POINTS`).
      */
     crashAt: z.object({ point: z.enum(FAILURE_POINTS), after: z.number().int().min(1).default(1) }).optional(),
+    /**
+     * Test-only: once this replica has applied this slot, its state machine
+     * is reset to empty behind the log's back, as a bug or a bit flip in
+     * memory would make it diverge; the consistency checks must find it.
+     */
+    injectDivergenceAt: z.number().int().nonnegative().optional(),
     /** A leader whose disk writes take this long (median of its last eight) hands over to a follower (default: electionTicks × tickMs; 0 disables). */
     maxPersistMs: z.number().int().nonnegative().optional(),
     /** A leader whose applying of chosen slots takes this long (median of its last eight) hands over (default: electionTicks × tickMs; 0 disables). */

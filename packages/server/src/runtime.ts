@@ -1,5 +1,5 @@
 import { readFileSync, writeSync } from "node:fs";
-import { type FailureHooks, type FailurePoint, type StateMachine, SynodNode } from "@synod/core";
+import { type FailureHooks, type FailurePoint, type StateMachine, SynodNode, collectChunks, snapshotChunks } from "@synod/core";
 import { FileStorage } from "@synod/storage-fs";
 import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
 import { type ServerConfig, parseServerConfig } from "./config.js";
@@ -181,6 +181,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     server.setPeers(known);
     logger.info("configuration changed", { id: chosen.id, voters: chosen.voters, learners: chosen.learners });
   });
+  if (config.injectDivergenceAt !== undefined) await injectDivergence(node, stateMachine, config.injectDivergenceAt, logger);
   await node.start();
   logger.info("replica started", {
     listen: `${listen.host}:${port}`,
@@ -240,6 +241,21 @@ export function stopOnSignals(running: { stop(): Promise<void>; logger: Logger; 
   process.once("SIGINT", () => shutdown("SIGINT"));
   running.node.on("fatal", () => {
     running.stop().finally(() => process.exit(1));
+  });
+}
+
+/**
+ * Test-only `--inject-divergence-at SLOT`: once the replica has applied SLOT,
+ * its state machine goes back to empty behind the log's back (restored from
+ * what it held before the node started).
+ */
+async function injectDivergence(node: { on(event: "applied", listener: (slot: number) => void): () => void }, machine: StateMachine, slot: number, logger: Logger): Promise<void> {
+  const empty = await collectChunks(snapshotChunks(machine.snapshot()()));
+  const off = node.on("applied", (applied) => {
+    if (applied < slot) return;
+    off();
+    machine.restore(empty);
+    logger.warn("injected a divergence: the state machine was emptied behind the log (--inject-divergence-at)", { slot: applied });
   });
 }
 
