@@ -7,6 +7,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ServeCluster, type ServeReplica, type ServeReplicaStatus, bundleScript, freePort } from "@synod/testkit/processes";
+import { afterEach } from "vitest";
 import { KvClient, type KvClientOptions } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -51,4 +52,30 @@ export class KvCluster extends ServeCluster {
       await probe.close();
     }
   }
+}
+
+/**
+ * What a test file's tests start: at most one cluster and its clients, all
+ * closed after each test (registered with `afterEach` when called).
+ */
+export function perTestCluster(): { cluster: KvCluster | undefined; readonly clients: KvClient[] } {
+  const context: { cluster: KvCluster | undefined; readonly clients: KvClient[] } = { cluster: undefined, clients: [] };
+  afterEach(async () => {
+    await Promise.all(context.clients.splice(0).map((client) => client.close()));
+    await context.cluster?.close();
+    context.cluster = undefined;
+  });
+  return context;
+}
+
+/** The JSON log lines a replica wrote whose message is `message` (or matches it), from its `from`th log chunk on. */
+export function logLines(replica: { readonly logs: readonly string[] }, message: string | RegExp, from = 0): Record<string, unknown>[] {
+  const matches = (text: string) => (typeof message === "string" ? text === message : message.test(text));
+  return replica.logs
+    .slice(from)
+    .join("")
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => matches(String(line.msg)));
 }

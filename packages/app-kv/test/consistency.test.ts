@@ -6,32 +6,17 @@
  * serves every acknowledged write again; later checks agree.
  */
 import { until } from "@synod/testkit/processes";
-import { afterEach, expect, it } from "vitest";
-import type { KvClient } from "../src/index.js";
-import { KvCluster } from "./cluster.js";
+import { expect, it } from "vitest";
+import { KvCluster, logLines, perTestCluster } from "./cluster.js";
 
 const CHECK_EVERY_MS = 300;
 
-let cluster: KvCluster | undefined;
-const clients: KvClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await cluster?.close();
-  cluster = undefined;
-});
+const context = perTestCluster();
+const clients = context.clients;
 
-/** The JSON log lines with message `message` a replica wrote, from its `from`th log chunk on. */
-function logLines(replica: { readonly logs: readonly string[] }, message: string, from = 0): Record<string, unknown>[] {
-  return replica.logs
-    .slice(from)
-    .join("")
-    .split("\n")
-    .filter((line) => line.includes(`"${message}`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 it("a replica whose state diverges is named by every replica at the next check, rebuilds itself, and serves every write again", { timeout: 120_000 }, async () => {
-  cluster = await KvCluster.start({ flags: ["--check-every-ms", String(CHECK_EVERY_MS)] });
+  const cluster = (context.cluster = await KvCluster.start({ flags: ["--check-every-ms", String(CHECK_EVERY_MS)] }));
   const writer = cluster.client();
   clients.push(writer);
   for (let index = 0; index < 50; index += 1) await writer.put(`k${index}`, `v${index}`);
@@ -43,14 +28,14 @@ it("a replica whose state diverges is named by every replica at the next check, 
   await cluster.kill(victim);
   await cluster.restart(victim, ["--inject-divergence-at", "10"]);
   const replica = cluster.replica(victim);
-  await until(() => logLines(replica, "injected a divergence").length > 0, 10_000, `${victim} to diverge`);
-  const injectedAt = Date.parse(String(logLines(replica, "injected a divergence")[0]?.time));
+  await until(() => logLines(replica, /^injected a divergence/).length > 0, 10_000, `${victim} to diverge`);
+  const injectedAt = Date.parse(String(logLines(replica, /^injected a divergence/)[0]?.time));
 
   // Every replica raises the alarm, naming the victim.
   for (const member of cluster.replicas) {
     const from = member.id === victim ? 0 : (logsBefore.get(member.id) ?? 0);
-    await until(() => logLines(member, "consistency check failed", from).length > 0, 10_000, `${member.id} to raise the alarm`);
-    const alarm = logLines(member, "consistency check failed", from)[0];
+    await until(() => logLines(member, /^consistency check failed/, from).length > 0, 10_000, `${member.id} to raise the alarm`);
+    const alarm = logLines(member, /^consistency check failed/, from)[0];
     expect(alarm?.replica, `${member.id} names the diverged replica`).toBe(victim);
     expect(alarm?.self).toBe(member.id === victim);
     console.log(`${member.id} raised the alarm ${Date.parse(String(alarm?.time)) - injectedAt} ms after the divergence (checks every ${CHECK_EVERY_MS} ms)`);
@@ -66,7 +51,7 @@ it("a replica whose state diverges is named by every replica at the next check, 
   for (let index = 0; index < 50; index += 1) expect((await local.get(`k${index}`, { serializable: true }))?.value, `k${index} on ${victim}`).toBe(`v${index}`);
 
   // Healed: the checks that follow find nothing more.
-  const alarmsAfterHeal = cluster.replicas.map((member) => logLines(member, "consistency check failed").length);
+  const alarmsAfterHeal = cluster.replicas.map((member) => logLines(member, /^consistency check failed/).length);
   await new Promise((resolve) => setTimeout(resolve, 4 * CHECK_EVERY_MS));
-  expect(cluster.replicas.map((member) => logLines(member, "consistency check failed").length)).toEqual(alarmsAfterHeal);
+  expect(cluster.replicas.map((member) => logLines(member, /^consistency check failed/).length)).toEqual(alarmsAfterHeal);
 });

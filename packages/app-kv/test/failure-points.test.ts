@@ -5,21 +5,15 @@
  * the cluster must have lost nothing it acknowledged.
  */
 import { until } from "@synod/testkit/processes";
-import { afterEach, expect, it } from "vitest";
-import type { KvClient } from "../src/index.js";
-import { KvCluster } from "./cluster.js";
+import { expect, it } from "vitest";
+import { KvCluster, perTestCluster } from "./cluster.js";
 
-let cluster: KvCluster | undefined;
-const clients: KvClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await cluster?.close();
-  cluster = undefined;
-});
+const context = perTestCluster();
+const clients = context.clients;
 
 for (const point of ["after-persist-accept", "before-persist-accept", "after-snapshot"] as const) {
   it(`a follower that crashes itself at ${point} comes back whole, and no acknowledged write is lost`, { timeout: 60_000 }, async () => {
-    cluster = await KvCluster.start({ flags: ["--snapshot-every-slots", "20", "--snapshot-tail-slots", "5"] });
+    const cluster = (context.cluster = await KvCluster.start({ flags: ["--snapshot-every-slots", "20", "--snapshot-tail-slots", "5"] }));
     const writer = cluster.client();
     clients.push(writer);
     await writer.put("k0", "v0");

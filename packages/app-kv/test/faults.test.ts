@@ -26,7 +26,7 @@ import {
   saveEvidence,
   writeHistory,
 } from "./fault-helpers.js";
-import { KEYS, newRecording, runWorker } from "./workload.js";
+import { newRecording, recordFinalReads, runWorker } from "./workload.js";
 
 const SEED = Number(process.env.SYNOD_KV_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const LOAD_MS = Number(process.env.SYNOD_KV_FAULT_SECONDS ?? 20) * 1_000;
@@ -92,14 +92,9 @@ it("replica processes under SIGKILL and SIGSTOP of leader and followers keep eve
     await Promise.all(workers);
     const leader = await cluster.waitForLeader(15_000);
 
-    // A final linearizable read of every key joins the history: nothing acknowledged may be lost.
     const reader = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 10_000 });
     clients.push(reader);
-    for (const key of KEYS) {
-      const call = performance.now();
-      const value = (await reader.get(key))?.value ?? null;
-      recording.history.push({ key, operation: { clientId: "final", input: { kind: "read" }, output: { kind: "read", value }, call, return: performance.now() } });
-    }
+    await recordFinalReads(reader, recording);
 
     // Every replica, read alone and locally, reaches the same revision and contents.
     const local = cluster.urls.map((url) => cluster.client({ urls: [url], requestTimeoutMs: 500, operationTimeoutMs: 2_000 }));

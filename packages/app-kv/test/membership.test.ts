@@ -6,22 +6,16 @@
  */
 import { SeededRandom } from "@synod/core";
 import { runScript, sleep, until } from "@synod/testkit/processes";
-import { afterEach, expect, it } from "vitest";
-import type { KvClient } from "../src/index.js";
-import { KvCluster, bundleCli } from "./cluster.js";
+import { expect, it } from "vitest";
+import { KvCluster, bundleCli, logLines, perTestCluster } from "./cluster.js";
 import { briefReport, checkKeyHistories } from "./fault-helpers.js";
-import { KEYS, newRecording, runWorker } from "./workload.js";
+import { newRecording, recordFinalReads, runWorker } from "./workload.js";
 
 const SEED = Number(process.env.SYNOD_KV_MEMBERSHIP_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const SNAPSHOT_FLAGS = ["--snapshot-every-slots", "100", "--snapshot-tail-slots", "20"];
 
-let cluster: KvCluster | undefined;
-const clients: KvClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await cluster?.close();
-  cluster = undefined;
-});
+const context = perTestCluster();
+const clients = context.clients;
 
 interface View {
   readonly config: { readonly id: number; readonly voters: readonly string[]; readonly learners: readonly string[] };
@@ -30,13 +24,13 @@ interface View {
 
 /** `synod-kv members ARGS...` against the cluster; its JSON output. */
 async function members(...args: string[]): Promise<unknown> {
-  const result = await runScript(await bundleCli(), ["members", ...args, "--endpoints", (cluster as KvCluster).urls.join(",")], { timeoutMs: 60_000 });
+  const result = await runScript(await bundleCli(), ["members", ...args, "--endpoints", (context.cluster as KvCluster).urls.join(",")], { timeoutMs: 60_000 });
   if (result.code !== 0) throw new Error(`synod-kv members ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }
 
 it("a 3-replica cluster under load grows to 5 and shrinks back to 3, the leader among the removed: no acknowledged write lost, history linearizable, no error a client cannot retry", { timeout: 120_000 }, async () => {
-  cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS });
+  const cluster = (context.cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS }));
   const random = new SeededRandom(SEED);
   const recording = newRecording();
   for (let worker = 0; worker < 4; worker += 1) clients.push(cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 20_000 }));
@@ -65,14 +59,9 @@ it("a 3-replica cluster under load grows to 5 and shrinks back to 3, the leader 
     await Promise.all(workers);
   }
 
-  // A final linearizable read of every key joins the history: nothing acknowledged may be lost.
   const reader = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 20_000 });
   clients.push(reader);
-  for (const key of KEYS) {
-    const call = performance.now();
-    const value = (await reader.get(key))?.value ?? null;
-    recording.history.push({ key, operation: { clientId: "final", input: { kind: "read" }, output: { kind: "read", value }, call, return: performance.now() } });
-  }
+  await recordFinalReads(reader, recording);
   const after = (await members("list")) as View;
   const leaderNow = after.members.find((member) => member.leader)?.id;
   const verdicts = checkKeyHistories(recording.history, 15_000);
@@ -86,7 +75,7 @@ it("a 3-replica cluster under load grows to 5 and shrinks back to 3, the leader 
 });
 
 it("a replica whose data directory is wiped rejoins as a learner, catches up through a snapshot (the log was compacted), and is promoted", { timeout: 120_000 }, async () => {
-  cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS });
+  const cluster = (context.cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS }));
   const writer = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 20_000 });
   clients.push(writer);
   for (let index = 0; index < 150; index += 1) await writer.put(`a${index}`, `v${index}`);
@@ -111,19 +100,9 @@ it("a replica whose data directory is wiped rejoins as a learner, catches up thr
   expect(view.members.find((member) => member.id === victim)?.role).toBe("voter");
 });
 
-/** The JSON log lines with message `message` that a replica wrote, from its `from`th log chunk on. */
-function logLines(replica: { readonly logs: readonly string[] }, message: string, from = 0): Record<string, unknown>[] {
-  return replica.logs
-    .slice(from)
-    .join("")
-    .split("\n")
-    .filter((line) => line.includes(`"${message}"`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.msg === message || line.message === message);
-}
 
 it("a snapshot transfer killed halfway goes on where it stopped when the replica restarts", { timeout: 120_000 }, async () => {
-  cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS });
+  const cluster = (context.cluster = await KvCluster.start({ flags: SNAPSHOT_FLAGS }));
   const writer = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 20_000 });
   clients.push(writer);
   // About 10 MB of state, fetched in 8 KiB chunks: a transfer of over a thousand chunks.

@@ -14,23 +14,20 @@ import { existsSync, openSync, readSync, readdirSync, statSync, writeSync, close
 import { join } from "node:path";
 import { SeededRandom } from "@synod/core";
 import { until } from "@synod/testkit/processes";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { KvClient } from "../src/index.js";
-import { KvCluster } from "./cluster.js";
+import { KvCluster, logLines, perTestCluster } from "./cluster.js";
 import { briefReport, checkKeyHistories } from "./fault-helpers.js";
-import { KEYS, newRecording, runWorker } from "./workload.js";
+import { newRecording, recordFinalReads, runWorker } from "./workload.js";
 
 const SEED = Number(process.env.SYNOD_KV_REBUILD_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const WORKERS = 4;
+const REBUILT = "rebuilt: voting again";
+const STORAGE_LOST = "storage lost: rebuilding from the other replicas, voting in nothing until then";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let cluster: KvCluster | undefined;
-const clients: KvClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await cluster?.close();
-  cluster = undefined;
-});
+const context = perTestCluster();
+const clients = context.clients;
 
 /** Flips one bit in the middle of the replica's largest log segment; returns the file and offset. */
 function flipBitInLog(directory: string): { file: string; offset: number } {
@@ -53,23 +50,15 @@ function flipBitInLog(directory: string): { file: string; offset: number } {
   return { file: segment.file, offset };
 }
 
-/** The JSON log lines with message `message` a replica wrote. */
-function logLines(replica: { readonly logs: readonly string[] }, message: string): Record<string, unknown>[] {
-  return replica.logs
-    .join("")
-    .split("\n")
-    .filter((line) => line.includes(`"${message}`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 for (const damage of ["a bit flipped in the middle of its log", "its data directory wiped"] as const) {
   it(`a follower with ${damage} under load rebuilds as a non-voter, votes again on its own, and nothing acknowledged is lost`, { timeout: 120_000 }, async () => {
     const random = new SeededRandom(SEED);
     console.log(`rebuild test (${damage}) seed ${SEED} (replay: SYNOD_KV_REBUILD_SEED=${SEED})`);
-    cluster = await KvCluster.start();
+    const cluster = (context.cluster = await KvCluster.start());
     const recording = newRecording();
     let running = true;
-    const workerClients = Array.from({ length: WORKERS }, () => cluster?.client({ requestTimeoutMs: 500, operationTimeoutMs: 10_000 }) as KvClient);
+    const workerClients = Array.from({ length: WORKERS }, () => cluster.client({ requestTimeoutMs: 500, operationTimeoutMs: 10_000 }) as KvClient);
     clients.push(...workerClients);
     const workers = workerClients.map((client, worker) => runWorker(worker, client, random.fork(), recording, () => running));
     try {
@@ -85,15 +74,15 @@ for (const damage of ["a bit flipped in the middle of its log", "its data direct
       // Restarted (as a member, `--rejoin`), it finds the damage on its own and rebuilds.
       await cluster.restart(victim);
       const replica = cluster.replica(victim);
-      await until(() => logLines(replica, "rebuilt: voting again").length > 0, 30_000, `${victim} to finish rebuilding`);
-      const lost = logLines(replica, "storage lost")[0];
+      await until(() => logLines(replica, REBUILT).length > 0, 30_000, `${victim} to finish rebuilding`);
+      const lost = logLines(replica, STORAGE_LOST)[0];
       expect(lost, "the replica says its storage was lost").toBeDefined();
       if (damage === "its data directory wiped") expect(String(lost?.reason)).toContain("empty");
       else {
         expect(String(lost?.file)).toMatch(/wal-\d+\.log$/);
         expect(readdirSync(directory).some((name) => name.startsWith("damaged-") && existsSync(join(directory, name, String(lost?.file).split("/").pop() as string)))).toBe(true);
       }
-      const rebuiltAfter = logLines(replica, "rebuilt: voting again")[0]?.ms;
+      const rebuiltAfter = logLines(replica, REBUILT)[0]?.ms;
       console.log(`${victim} rebuilt and voting again after ${String(rebuiltAfter)} ms`);
       await sleep(1_500);
 
@@ -110,21 +99,16 @@ for (const damage of ["a bit flipped in the middle of its log", "its data direct
       await Promise.all(workers);
     }
 
-    // A final read of every key joins the history: nothing acknowledged may be lost.
     const reader = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 10_000 });
     clients.push(reader);
-    for (const key of KEYS) {
-      const call = performance.now();
-      const value = (await reader.get(key))?.value ?? null;
-      recording.history.push({ key, operation: { clientId: "final", input: { kind: "read" }, output: { kind: "read", value }, call, return: performance.now() } });
-    }
+    await recordFinalReads(reader, recording);
     const verdicts = checkKeyHistories(recording.history, 15_000);
     console.log(`operations: ${recording.tally.ok} ok, ${recording.tally.unknownWrites} writes unknown; per key: ${verdicts.map((verdict) => `${verdict.key} ${verdict.operations} ${verdict.verdict}`).join("; ")}`);
     expect(verdicts.filter((verdict) => verdict.verdict !== "linearizable").map((verdict) => `${verdict.key}: ${briefReport(verdict.report)}`).join("\n"), `seed ${SEED}`).toBe("");
     expect(recording.tally.ok).toBeGreaterThan(100);
 
     // Every replica, read locally, converges on the same contents.
-    const local = cluster.urls.map((url) => cluster?.client({ urls: [url], requestTimeoutMs: 500, operationTimeoutMs: 2_000 }) as KvClient);
+    const local = cluster.urls.map((url) => cluster.client({ urls: [url], requestTimeoutMs: 500, operationTimeoutMs: 2_000 }) as KvClient);
     clients.push(...local);
     const views = async () => Promise.all(local.map(async (client) => JSON.stringify((await client.range({ prefix: "" }, { serializable: true })).kvs.map((kv) => [kv.key, kv.value, kv.modRevision]))));
     await until(async () => new Set(await views()).size === 1, 15_000, "the replicas to converge");

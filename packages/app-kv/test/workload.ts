@@ -122,3 +122,12 @@ export async function runWorker(worker: number, client: KvClient, random: Seeded
   }
 }
 
+
+/** A final linearizable read of every key joins the history: nothing acknowledged may be lost. */
+export async function recordFinalReads(reader: KvClient, recording: Recording): Promise<void> {
+  for (const key of KEYS) {
+    const call = performance.now();
+    const value = (await reader.get(key))?.value ?? null;
+    recording.history.push({ key, operation: { clientId: "final", input: { kind: "read" }, output: { kind: "read", value }, call, return: performance.now() } });
+  }
+}
