@@ -84,9 +84,12 @@ async function dev(flags: Flags): Promise<number> {
   const ids = ["n1", "n2", "n3"];
   const urls = ids.map((_, index) => `ws://127.0.0.1:${base + index}`);
   const members = ids.map((id, index) => `${id}=${urls[index]}`).join(",");
+  // Once any replica has data, the cluster exists: every replica rejoins, so one whose directory
+  // was wiped rebuilds from the others instead of starting afresh as if new.
+  const hasData = (id: string) => existsSync(join(dataDir, id)) && readdirSync(join(dataDir, id)).length > 0;
+  const rejoin = ids.some(hasData);
   const children = ids.map((id) => {
     const directory = join(dataDir, id);
-    const rejoin = existsSync(directory) && readdirSync(directory).length > 0;
     const args = [...process.execArgv, process.argv[1] as string, "serve", "--id", id, "--members", members, "--data-dir", directory, "--log-level", "warn", ...(rejoin ? ["--rejoin"] : [])];
     return spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, SYNOD_LOCK_DEV_PARENT: String(process.pid) } });
   });
