@@ -11,6 +11,11 @@
  * until the learner is within 64 slots of the leader, and the write rate of
  * a small-put load (BENCH_CATCHUP_CLIENTS, default 8) before and during.
  *
+ * BENCH_CATCHUP_MODE=rebuild measures a lost disk instead: a follower is
+ * killed, its data directory wiped, and it is restarted as a member
+ * (`--rejoin`); it rebuilds from the others (Paxos Made Live §5.1). The
+ * bench reports when it voted again and when it had caught up.
+ *
  *   pnpm --filter @synod/app-kv bench:catchup
  *   BENCH_CATCHUP_MB=100 pnpm --filter @synod/app-kv bench:catchup
  */
@@ -23,6 +28,8 @@ import { KvClient } from "../src/index.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const SIZES_MB = (process.env.BENCH_CATCHUP_MB ?? "100,1000").split(",").map(Number);
 const CLIENTS = Number(process.env.BENCH_CATCHUP_CLIENTS ?? 8);
+const MODE = process.env.BENCH_CATCHUP_MODE ?? "join";
+if (MODE !== "join" && MODE !== "rebuild") throw new Error(`BENCH_CATCHUP_MODE is join or rebuild, not ${MODE}`);
 const VALUE_BYTES = 64 * 1024;
 const MIB = 1024 * 1024;
 
@@ -107,9 +114,22 @@ async function measure(script: string, megabytes: number): Promise<string> {
 
     const load = writeLoad(cluster.urls);
     const before = await rate(load, 3_000);
-    const joiner = await cluster.join("n4");
-    const addedAt = performance.now();
-    const added = admin.members({ action: "add", id: "n4", endpoint: joiner.url, learner: true });
+    let joiner: Awaited<ReturnType<typeof cluster.join>>;
+    let added: Promise<unknown>;
+    let addedAt: number;
+    const target = MODE === "join" ? "n4" : (((await admin.members({ action: "list" })) as View).members.find((member) => !member.leader)?.id as string);
+    if (MODE === "join") {
+      joiner = await cluster.join(target);
+      addedAt = performance.now();
+      added = admin.members({ action: "add", id: target, endpoint: joiner.url, learner: true });
+    } else {
+      await cluster.kill(target);
+      cluster.wipe(target);
+      addedAt = performance.now();
+      await cluster.restart(target);
+      joiner = cluster.replica(target);
+      added = Promise.resolve();
+    }
     let during = 0;
     let caughtUp = false;
     const sampler = (async () => {
@@ -128,11 +148,11 @@ async function measure(script: string, megabytes: number): Promise<string> {
     await until(
       async () => {
         const view = (await admin.members({ action: "list" })) as View;
-        const lag = view.members.find((member) => member.id === "n4")?.lagSlots;
+        const lag = view.members.find((member) => member.id === target)?.lagSlots;
         return lag !== undefined && lag <= 64;
       },
       1_800_000,
-      "n4 to catch up",
+      `${target} to catch up`,
       200,
     );
     const catchUpSeconds = (performance.now() - addedAt) / 1_000;
@@ -141,7 +161,9 @@ async function measure(script: string, megabytes: number): Promise<string> {
     await load.stop();
     await admin.close();
     const viaSnapshot = joiner.logs.join("").includes('"snapshot installed"');
-    return `${megabytes} MB of state (${keys} keys of 64 KiB, filled in ${fillSeconds.toFixed(1)} s): a new member caught up in ${catchUpSeconds.toFixed(1)} s (${(megabytes / catchUpSeconds).toFixed(1)} MB/s)${viaSnapshot ? `, its snapshot installed after ${installedSeconds?.toFixed(1) ?? "?"} s` : " WITHOUT a snapshot"}; writes ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s while it caught up (${((100 * during) / Math.max(1, before)).toFixed(0)} %)`;
+    const rebuilt = /"msg":"rebuilt: voting again"[^\n]*"ms":(\d+)/.exec(joiner.logs.join(""));
+    const who = MODE === "join" ? "a new member" : `a follower whose disk was wiped${rebuilt === null ? " (NOT rebuilt)" : ` voted again after ${(Number(rebuilt[1]) / 1_000).toFixed(1)} s of rebuilding and`}`;
+    return `${megabytes} MB of state (${keys} keys of 64 KiB, filled in ${fillSeconds.toFixed(1)} s): ${who} caught up in ${catchUpSeconds.toFixed(1)} s (${(megabytes / catchUpSeconds).toFixed(1)} MB/s)${viaSnapshot ? `, its snapshot installed after ${installedSeconds?.toFixed(1) ?? "?"} s` : " WITHOUT a snapshot"}; writes ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s while it caught up (${((100 * during) / Math.max(1, before)).toFixed(0)} %)`;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
@@ -151,5 +173,5 @@ async function measure(script: string, megabytes: number): Promise<string> {
 }
 
 const script = await bundleScript(join(here, "..", "src", "cli.ts"), join(here, ".build", "synod-kv.mjs"));
-console.log(`catch-up bench: sizes ${SIZES_MB.join(", ")} MB, ${CLIENTS} writers of small puts during the catch-up; node ${process.version}`);
+console.log(`catch-up bench (${MODE}): sizes ${SIZES_MB.join(", ")} MB, ${CLIENTS} writers of small puts during the catch-up; node ${process.version}`);
 for (const megabytes of SIZES_MB) console.log(await measure(script, megabytes));
