@@ -21,4 +21,6 @@ export * from "./values.js";
 export { MemoryStorage } from "./driver/memory-storage.js";
 export { FAILURE_POINTS, type FailureHooks, type FailurePoint, persistPoints } from "./driver/failure-points.js";
 export { MemoryNetwork } from "./driver/memory-transport.js";
-export { SynodNode, ReplyError, errorFromReply, type NodeConfig, type NodeEvents } from "./driver/node.js";
+export { SynodNode } from "./driver/node.js";
+export type { NodeConfig, NodeEvents } from "./driver/node-types.js";
+export { ReplyError, errorFromReply } from "./driver/reply-error.js";

@@ -124,6 +124,7 @@ function envelope(w: Writer, message: { from: string; to: string; ballot: { roun
 
 function encodeValue(w: Writer, value: Value): void {
   if (value.type === "noop") return w.u8(0);
+  if (value.type === "check") return w.u8(2);
   if (value.type === "config") throw new RangeError("the binary codec sketch does not encode configuration changes");
   w.u8(1);
   w.f64(value.time);
@@ -237,6 +238,7 @@ export function decodeBinary(buffer: Buffer): Message | undefined {
 function decodeValue(r: Reader): Value {
   const kind = r.u8();
   if (kind === 0) return { type: "noop" };
+  if (kind === 2) return { type: "check" };
   if (kind !== 1) throw new DecodeError("unknown value");
   const time = r.f64();
   if (!Number.isFinite(time)) throw new DecodeError("time is not finite");

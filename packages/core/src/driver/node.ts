@@ -1,128 +1,22 @@
-import { type Ballot, type NodeId, ZERO_BALLOT, ballotsEqual } from "../ballot.js";
+import { type NodeId, ZERO_BALLOT } from "../ballot.js";
 import { hashText } from "../bytes.js";
-import type { PlantedBugs } from "../bugs.js";
 import type { Clock } from "../clock.js";
 import type { ConfigChange, Configuration } from "../config.js";
-import { ConfigChangeError, EpochChangedError, NotLeaderError, StoppedError, SynodError } from "../errors.js";
-import { type MultiOpResult, type Outcome, type SnapshotHandle, type StateMachine, StateMachineHost, collectChunks, snapshotChunks } from "../host.js";
+import { NotLeaderError, StoppedError } from "../errors.js";
+import { type MultiOpResult, type Outcome, type SnapshotHandle, StateMachineHost, collectChunks, snapshotChunks } from "../host.js";
 import { MAX_SNAPSHOT_CHUNK_BYTES, type Message } from "../messages.js";
-import { type Random, SeededRandom } from "../random.js";
-import { DEFAULT_REPLICA_OPTIONS, type PersistBatch, type RecoveredState, Replica, type ReplicaOptions, type ReplicaStatus, type Ready } from "../replica.js";
+import { SeededRandom } from "../random.js";
+import { DEFAULT_REPLICA_OPTIONS, type PersistBatch, type RecoveredState, Replica, type ReplicaStatus, type Ready } from "../replica.js";
 import { BufferedSnapshot, snapshotData } from "../snapshot-stream.js";
-import { type Storage, type StoredSnapshot, isEmptyBatch } from "../storage.js";
+import { type StoredSnapshot, isEmptyBatch } from "../storage.js";
 import { ConsistencyChecks, type Divergence } from "./consistency.js";
-import { type FailureHooks, persistPoints } from "./failure-points.js";
+import { persistPoints } from "./failure-points.js";
 import { SlowWatch } from "./gray-failures.js";
-import { type SnapshotProgress, SnapshotTransfer } from "./snapshot-transfer.js";
-import type { Transport } from "../transport.js";
-import { type Command, type CommandBody, valueSize } from "../values.js";
-
-export interface NodeConfig<Op, Test, Result, Query, QueryResult> {
-  readonly id: NodeId;
-  /**
-   * The bootstrap configuration: the same on every replica of a cluster.
-   * Later configurations come from the log (or a snapshot). A replica that
-   * joins a running cluster passes no voters: it votes in nothing and stands
-   * for nothing until the log or a snapshot tells it the configuration.
-   */
-  readonly voters: readonly NodeId[];
-  readonly learners?: readonly NodeId[];
-  /** Addresses of the bootstrap members, carried in the configuration (opaque to core). */
-  readonly endpoints?: Readonly<Record<NodeId, string>>;
-  readonly storage: Storage;
-  readonly transport: Transport;
-  readonly stateMachine: StateMachine<Op, Test, Result, Query, QueryResult>;
-  /** Milliseconds per replica tick (default 50: a 500–1000 ms election timeout with the default 10 ticks). */
-  readonly tickMs?: number;
-  /**
-   * Replica options. Master leases are on by default here: `leaseMs` is
-   * the minimum election timeout (`electionTicks × tickMs`, 500 ms by
-   * default) and `maxClockDrift` 1 %, so a leader serves linearizable reads
-   * from its own state while its lease holds. Pass `leaseMs: 0` for a
-   * read-index round on every read instead. See `ReplicaOptions.leaseMs` for
-   * the clock assumption.
-   */
-  readonly replica?: Partial<ReplicaOptions>;
-  /** Sessions idle longer than this, by log time, expire (default 60 s). */
-  readonly sessionTtlMs?: number;
-  /** Take a snapshot after this many applied slots (default 10 000; 0 disables). */
-  readonly snapshotEverySlots?: number;
-  /** Take a snapshot after this many (estimated) bytes of applied log, whichever comes first (default 64 MiB; 0 disables). */
-  readonly snapshotEveryBytes?: number;
-  /** Keep this many slots of log behind a snapshot for lagging peers (default 1 000). */
-  readonly snapshotTailSlots?: number;
-  /** Bytes per chunk when this replica fetches a snapshot, being too far behind for the log (default 1 MiB, at most 4 MiB). */
-  readonly snapshotChunkBytes?: number;
-  readonly clock?: Clock;
-  readonly random?: Random;
-  /** Test-only: planted protocol bugs. */
-  readonly bugs?: PlantedBugs;
-  /**
-   * Gray failures: a leader whose disk writes take this long (the median of
-   * its last eight) hands leadership to a follower with a working disk
-   * (default: the minimum election timeout, `electionTicks × tickMs`; 0
-   * disables). A disk that stops answering altogether stops the leader's
-   * heartbeats too, and the others elect a new leader once its lease runs
-   * out. Followers need no such watch: a quorum commits without a slow one.
-   */
-  readonly maxPersistMs?: number;
-  /**
-   * Gray failures: a leader whose applying of chosen slots takes this long
-   * (the median of its last eight Readies' worth) hands leadership to a
-   * follower (default: the minimum election timeout; 0 disables). Every
-   * read and every reply waits for the leader's applying, so a replica
-   * whose state machine has fallen behind should not lead.
-   */
-  readonly maxApplyMs?: number;
-  /** Test-only: crash at named points (see `FailurePoint`). */
-  readonly failureHooks?: FailureHooks;
-  /**
-   * Runtime consistency checks (Paxos Made Live §6.2): the leader proposes a
-   * check this often (milliseconds; default 10 000; 0 disables). Every
-   * replica digests its state at the check's slot (the state machine's
-   * `digest`, with the session table) and sends it to the others; a replica
-   * whose digest differs from a majority of the voters' is named in a
-   * `divergence` event everywhere, and rebuilds itself from the others.
-   */
-  readonly checkEveryMs?: number;
-}
-
-type Listener<T> = (value: T) => void;
-
-export interface NodeEvents {
-  /** The leader this replica believes in changed (undefined: none known). */
-  leader: NodeId | undefined;
-  /** This replica's role changed. */
-  role: ReplicaStatus["role"];
-  /** The replica stopped because of an error it cannot continue after. */
-  fatal: Error;
-  /**
-   * Chosen commands were applied to the state machine, through this slot:
-   * what watchers of the applied state (change feeds) wake up on. Emitted
-   * once per batch of applied slots, after their outcomes are delivered.
-   */
-  applied: number;
-  /** A snapshot transfer to this replica moved: a chunk arrived, it was installed, or a source's bytes were rejected. */
-  snapshot: SnapshotProgress;
-  /** The configuration chosen last changed (learned from the log or a snapshot). */
-  config: Configuration;
-  /** This replica stopped leading on its own, because of a gray failure it saw in itself. */
-  "step-down": { readonly reason: "slow-disk" | "slow-apply"; readonly ms: number; readonly handedTo: NodeId | undefined };
-  /**
-   * Rebuilding state this replica lost (Paxos Made Live §5.1) started (its
-   * storage was lost, or its state diverged) or finished: it votes again.
-   */
-  rebuild: { readonly phase: "started"; readonly reason: string } | { readonly phase: "finished"; readonly ms: number };
-  /** This replica digested its state at a consistency check's slot. */
-  check: { readonly slot: number; readonly digest: string };
-  /** A consistency check found a replica (maybe this one: `self`) whose state differs from a majority's. */
-  divergence: Divergence & { readonly self: boolean };
-}
-
-interface Waiter {
-  resolve(outcome: Outcome): void;
-  reject(error: Error): void;
-}
+import type { Listener, NodeConfig, NodeEvents } from "./node-types.js";
+import { OwnSession, newSessionId } from "./own-session.js";
+import { PendingRequests } from "./pending-requests.js";
+import { SnapshotTransfer } from "./snapshot-transfer.js";
+import { type Command, valueSize } from "../values.js";
 
 const monotonicClock: Clock = { now: () => performance.now() };
 
@@ -136,9 +30,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   readonly id: NodeId;
   private replica: Replica | undefined;
   private readonly host: StateMachineHost<Op, Test, Result, Query, QueryResult>;
-  /** Callers waiting for a command's outcome, by session and sequence number (a retry joins the first). */
-  private readonly waiters = new Map<string, Waiter[]>();
-  private readonly reads = new Map<number, { query: Query; resolve(value: QueryResult): void; reject(error: Error): void }>();
+  /** Callers waiting for a command's outcome, a read, or a configuration change. */
+  private readonly pending = new PendingRequests<Query, QueryResult>();
   private readonly listeners: { [K in keyof NodeEvents]: Set<Listener<NodeEvents[K]>> } = {
     leader: new Set(),
     role: new Set(),
@@ -168,9 +61,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private lastLeader: NodeId | undefined;
   private lastRole: ReplicaStatus["role"] = "follower";
   private lastConfigId = -1;
-  private ownSession: string;
-  private ownSessionOpen: Promise<void> | undefined;
-  private nextSeq = 1;
+  /** This replica's own client session, for `propose` and `proposeMulti`. */
+  private readonly ownSession: OwnSession;
   private slotsSinceSnapshot = 0;
   private bytesSinceSnapshot = 0;
   /** Snapshots to and from other replicas. */
@@ -189,8 +81,6 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   private resetting = false;
   private readonly checks = new ConsistencyChecks();
   private lastCheckAt = 0;
-  /** Configuration changes proposed here, by request, with the ballot they were proposed under. */
-  private readonly configWaiters = new Map<string, { readonly ballot: Ballot | undefined; resolve(config: Configuration): void; reject(error: Error): void }>();
 
   constructor(private readonly config: NodeConfig<Op, Test, Result, Query, QueryResult>) {
     this.id = config.id;
@@ -203,7 +93,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       ...(config.replica?.alpha === undefined ? {} : { alpha: config.replica.alpha }),
       ...(config.bugs === undefined ? {} : { bugs: config.bugs }),
     });
-    this.ownSession = newSessionId(config.id);
+    this.ownSession = new OwnSession(config.id, (command) => this.submit(command), config.tickMs ?? 50);
     const electionMs = (config.replica?.electionTicks ?? DEFAULT_REPLICA_OPTIONS.electionTicks) * (config.tickMs ?? 50);
     this.persistWatch = new SlowWatch(config.maxPersistMs ?? electionMs);
     this.applyWatch = new SlowWatch(config.maxApplyMs ?? electionMs);
@@ -300,7 +190,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     }
     this.resetting = true;
     this.replica = undefined;
-    this.failAll(new NotLeaderError(undefined));
+    this.pending.failAll(new NotLeaderError(undefined));
     try {
       while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
       await this.snapshotting;
@@ -364,7 +254,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer as never);
-    this.failAll(new StoppedError());
+    this.pending.failAll(new StoppedError());
     await this.config.transport.close();
     while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
     await this.snapshotting;
@@ -398,13 +288,13 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
    * most once.
    */
   async propose(op: Op): Promise<Result> {
-    const outcome = await this.proposeOwn({ type: "op", op });
+    const outcome = await this.ownSession.propose({ type: "op", op });
     return outcome as Result;
   }
 
   /** Proposes a MultiOp: if every guard holds apply `top`, else `fop`, atomically. */
   async proposeMulti(multi: { guard: readonly Test[]; top: readonly Op[]; fop: readonly Op[] }): Promise<MultiOpResult<Result>> {
-    const outcome = await this.proposeOwn({ type: "multi", guard: multi.guard, top: multi.top, fop: multi.fop });
+    const outcome = await this.ownSession.propose({ type: "multi", guard: multi.guard, top: multi.top, fop: multi.fop });
     return outcome as MultiOpResult<Result>;
   }
 
@@ -419,19 +309,14 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       if (this.stopped) return reject(new StoppedError());
       const cached = this.host.cachedOutcome(command.session, command.seq);
       if (cached !== undefined) return resolve(cached);
-      const key = waiterKey(command.session, command.seq);
-      const waiting = this.waiters.get(key);
-      if (waiting !== undefined) {
-        // Already proposed and not yet answered: wait for the same outcome.
-        waiting.push({ resolve, reject });
-        return;
-      }
+      // Already proposed and not yet answered: wait for the same outcome.
+      if (this.pending.joinCommand(command, { resolve, reject })) return;
       try {
         this.requireReplica().propose(command);
       } catch (error) {
         return reject(error);
       }
-      this.waiters.set(key, [{ resolve, reject }]);
+      this.pending.awaitCommand(command, { resolve, reject });
       this.scheduleDrain();
     });
   }
@@ -457,7 +342,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       } catch (error) {
         return reject(error);
       }
-      this.configWaiters.set(request, { ballot: replica.status().ballot, resolve, reject });
+      this.pending.awaitConfigChange(request, replica.status().ballot, { resolve, reject });
       this.scheduleDrain();
     });
   }
@@ -475,7 +360,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       if (this.stopped) return reject(new StoppedError());
       try {
         const id = this.requireReplica().read();
-        this.reads.set(id, { query, resolve, reject });
+        this.pending.awaitRead(id, query, { resolve, reject });
       } catch (error) {
         return reject(error);
       }
@@ -625,52 +510,6 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     this.scheduleDrain();
   }
 
-  private async proposeOwn(body: CommandBody): Promise<unknown> {
-    await this.openOwnSession();
-    let command: Command = { session: this.ownSession, seq: this.nextSeq++, body };
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        const outcome = await this.submit(command);
-        if (outcome.ok) return outcome.result;
-        // The session expired while this node was idle. On a first attempt
-        // the command cannot have applied (its session was gone), so it is
-        // safe to open a new session and send it there; after an attempt of
-        // unknown outcome it is not, and the caller must decide.
-        if (outcome.error.code === "SESSION_EXPIRED" && attempt === 0 && command.session === this.ownSession) {
-          this.renewOwnSession();
-          await this.openOwnSession();
-          command = { session: this.ownSession, seq: this.nextSeq++, body };
-          continue;
-        }
-        throw errorFromReply(outcome.error);
-      } catch (error) {
-        // Leadership changed while in flight: retrying the same (session, seq)
-        // is exactly-once, so do it while this replica leads again.
-        if (!(error instanceof EpochChangedError) || attempt >= 3) throw error;
-        await new Promise<void>((resolve) => setTimeout(() => resolve(), this.config.tickMs ?? 50));
-      }
-    }
-  }
-
-  private renewOwnSession(): void {
-    this.ownSession = newSessionId(this.id);
-    this.ownSessionOpen = undefined;
-    this.nextSeq = 1;
-  }
-
-  private openOwnSession(): Promise<void> {
-    if (this.ownSessionOpen === undefined) {
-      this.ownSessionOpen = this.submit({ session: this.ownSession, seq: 0, body: { type: "open-session" } }).then(
-        () => undefined,
-        (error: unknown) => {
-          this.ownSessionOpen = undefined;
-          throw error;
-        },
-      );
-    }
-    return this.ownSessionOpen;
-  }
-
   private scheduleDrain(): void {
     if (this.drainScheduled || this.draining) return;
     this.drainScheduled = true;
@@ -758,40 +597,16 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   /** Applies a Ready's chosen slots and answers their waiters, serves its reads, fails its aborted commands. */
   private applyReady(ready: Ready): void {
     for (const entry of ready.chosen) {
-      for (const applied of this.host.apply(entry)) {
-        const key = waiterKey(applied.command.session, applied.command.seq);
-        const waiting = this.waiters.get(key);
-        if (waiting === undefined) continue;
-        this.waiters.delete(key);
-        for (const waiter of waiting) waiter.resolve(applied.outcome);
-      }
+      for (const applied of this.host.apply(entry)) this.pending.commandApplied(applied.command, applied.outcome);
       this.slotsSinceSnapshot += 1;
       this.bytesSinceSnapshot += valueSize(entry.value);
       if (entry.value.type === "check") this.digestAt(entry.slot);
     }
-    for (const outcome of this.host.takeConfigOutcomes()) {
-      const waiter = this.configWaiters.get(outcome.request);
-      if (waiter === undefined) continue;
-      this.configWaiters.delete(outcome.request);
-      if (outcome.config !== undefined) waiter.resolve(outcome.config);
-      else waiter.reject(new ConfigChangeError("CONFIG_CHANGED", `another configuration (${outcome.latest.id}) was chosen first`, outcome.latest.id));
-    }
+    for (const outcome of this.host.takeConfigOutcomes()) this.pending.configApplied(outcome);
     if (ready.chosen.length > 0) for (const listener of this.listeners.applied) listener(this.host.appliedThrough);
-    for (const read of ready.reads) {
-      const pending = this.reads.get(read.id);
-      if (pending === undefined) continue;
-      this.reads.delete(read.id);
-      pending.resolve(this.host.query(pending.query));
-    }
-    for (const failed of ready.failedReads) {
-      this.reads.get(failed.id)?.reject(failed.error);
-      this.reads.delete(failed.id);
-    }
-    for (const aborted of ready.aborted) {
-      const key = waiterKey(aborted.command.session, aborted.command.seq);
-      for (const waiter of this.waiters.get(key) ?? []) waiter.reject(aborted.error);
-      this.waiters.delete(key);
-    }
+    for (const read of ready.reads) this.pending.readConfirmed(read.id, (query) => this.host.query(query));
+    for (const failed of ready.failedReads) this.pending.readFailed(failed.id, failed.error);
+    for (const aborted of ready.aborted) this.pending.commandAborted(aborted.command, aborted.error);
   }
 
   private maybeSnapshot(): void {
@@ -823,14 +638,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.rebuildStartedAt = undefined;
       this.emit("rebuild", { phase: "finished", ms });
     }
-    if (this.configWaiters.size > 0) {
-      // A change proposed under another leadership is no longer tracked by the replica.
-      for (const [request, waiter] of this.configWaiters) {
-        if (status.role === "leader" && status.ballot !== undefined && waiter.ballot !== undefined && ballotsEqual(waiter.ballot, status.ballot)) continue;
-        this.configWaiters.delete(request);
-        waiter.reject(new EpochChangedError(status.leader));
-      }
-    }
+    this.pending.forgetOtherLeaderships(status);
     if (status.leader !== this.lastLeader) {
       this.lastLeader = status.leader;
       for (const listener of this.listeners.leader) listener(status.leader);
@@ -854,17 +662,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     if (this.fatalError !== undefined) return;
     this.fatalError = error;
     if (this.timer !== undefined) clearInterval(this.timer as never);
-    this.failAll(error);
+    this.pending.failAll(error);
     for (const listener of this.listeners.fatal) listener(error);
-  }
-
-  private failAll(error: Error): void {
-    for (const waiting of this.waiters.values()) for (const waiter of waiting) waiter.reject(error);
-    this.waiters.clear();
-    for (const read of this.reads.values()) read.reject(error);
-    this.reads.clear();
-    for (const waiter of this.configWaiters.values()) waiter.reject(error);
-    this.configWaiters.clear();
   }
 
   private requireReplica(): Replica {
@@ -886,45 +685,4 @@ function onlyChosenMarks(ready: Ready): boolean {
     ready.messagesAfterPersist.length === 0 &&
     ready.selfAfterPersist.length === 0
   );
-}
-
-/** Builds a typed error from a reply that crossed the state-machine boundary. */
-export function errorFromReply(reply: { code: string; message: string; leaderHint?: NodeId }): Error {
-  switch (reply.code) {
-    case "NOT_LEADER":
-      return new NotLeaderError(reply.leaderHint);
-    case "EPOCH_CHANGED":
-      return new EpochChangedError(reply.leaderHint);
-    default: {
-      const error = new ReplyError(reply.code, reply.message);
-      return error;
-    }
-  }
-}
-
-/** A typed error reported by the replicated state (session expired, stale sequence...). */
-export class ReplyError extends SynodError {
-  readonly retryable = false;
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function waiterKey(session: string, seq: number): string {
-  return `${session}\u0000${seq}`;
-}
-
-/**
- * A session id unique to this process start: 128 random bits from the
- * platform's cryptographic generator, never the seeded PRNG (a restart with
- * the same seed must not reuse a session whose sequence numbers it forgot).
- */
-function newSessionId(nodeId: NodeId): string {
-  const words = crypto.getRandomValues(new Uint32Array(4));
-  let hex = "";
-  for (const word of words) hex += word.toString(16).padStart(8, "0");
-  return `${nodeId}/${hex}`;
 }
