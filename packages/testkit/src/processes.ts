@@ -118,6 +118,8 @@ export interface ServeReplica {
   joined?: boolean;
   /** `serve` flags for this replica alone, after the cluster's. */
   flags?: readonly string[];
+  /** Where the process listens, when that is not its member URL (something stands in front of it: see `advertise`). */
+  listenPort?: number;
 }
 
 export interface ServeClusterOptions {
@@ -128,6 +130,12 @@ export interface ServeClusterOptions {
   readonly tickMs?: number;
   /** Extra `serve` flags for every replica. */
   readonly flags?: readonly string[];
+  /**
+   * Puts something in front of each replica (a fault proxy): given the
+   * replica and the port its process will listen on, returns the member URL
+   * everyone (peers and clients) reaches it at. Default: the listen port itself.
+   */
+  readonly advertise?: (id: string, listenPort: number) => Promise<string>;
 }
 
 /** The part of a replica's status a cluster harness reads. */
@@ -153,9 +161,12 @@ export class ServeCluster {
   /** Starts every replica and waits until each says it is ready. */
   async launchAll(): Promise<void> {
     const ports = await freePorts(this.options.size ?? 3);
-    ports.forEach((port, index) => {
-      this.replicas.push({ id: `n${index + 1}`, url: `ws://127.0.0.1:${port}`, child: undefined, exited: Promise.resolve(), logs: [] });
-    });
+    for (const [index, port] of ports.entries()) {
+      const id = `n${index + 1}`;
+      const advertise = this.options.advertise;
+      const url = advertise === undefined ? `ws://127.0.0.1:${port}` : await advertise(id, port);
+      this.replicas.push({ id, url, child: undefined, exited: Promise.resolve(), logs: [], ...(advertise === undefined ? {} : { listenPort: port }) });
+    }
     this.members = this.replicas.map((replica) => `${replica.id}=${replica.url}`).join(",");
     await Promise.all(this.replicas.map((replica) => this.launch(replica, false)));
   }
@@ -277,6 +288,7 @@ export class ServeCluster {
       join(this.directory, replica.id),
       "--tick-ms",
       String(this.options.tickMs ?? 20),
+      ...(replica.listenPort === undefined ? [] : ["--listen", `127.0.0.1:${replica.listenPort}`]),
       "--log-level",
       "info",
       ...(rejoin ? ["--rejoin"] : []),

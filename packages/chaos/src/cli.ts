@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { runCampaign } from "./campaign.js";
+import { summaryLine, writeReport } from "./report/index.js";
+
+const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--replicas 3|5] [--out DIR]
+
+Runs fault campaigns on real synod-kv processes on loopback: kills, pauses,
+partitions, slow and lossy links, bit flips, torn tails and wiped disks,
+under a recorded client load; checks every history and writes a report per run.
+  --seconds N   seconds of load under faults per run (default 30)
+  --runs N      runs, seeds N, N+1, ... (default 1)
+  --seed N      the first run's seed (default: random; printed, replays the fault plan)
+  --replicas R  3 or 5 (default 3)
+  --out DIR     where the reports go (default ./chaos-reports)`;
+
+function fail(message: string): never {
+  process.stderr.write(`synod-chaos: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function natural(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text)) fail(`--${name} takes a whole number, not ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+let values: Record<string, string | boolean | undefined>;
+try {
+  values = parseArgs({
+    args: process.argv.slice(2),
+    options: { seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
+    strict: true,
+  }).values;
+} catch (error) {
+  fail((error as Error).message);
+}
+if (values.help === true) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const seconds = natural("seconds", values.seconds as string | undefined, 30);
+const runs = natural("runs", values.runs as string | undefined, 1);
+const firstSeed = natural("seed", values.seed as string | undefined, Math.floor(Math.random() * 2 ** 31));
+const replicas = natural("replicas", values.replicas as string | undefined, 3);
+if (replicas !== 3 && replicas !== 5) fail(`--replicas is 3 or 5, not ${replicas}`);
+if (seconds < 5) fail("--seconds must be at least 5");
+const out = resolve(process.env.INIT_CWD ?? process.cwd(), (values.out as string | undefined) ?? "chaos-reports");
+
+let failed = 0;
+for (let run = 0; run < runs; run += 1) {
+  const seed = firstSeed + run;
+  const workDirectory = mkdtempSync(join(tmpdir(), "synod-chaos-"));
+  try {
+    const record = await runCampaign({ seed, seconds, replicas, workDirectory, replay: `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}` });
+    const written = await writeReport(record, join(out, `seed-${seed}`));
+    process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
+    if (record.checks.some((check) => !check.passed)) failed += 1;
+  } finally {
+    rmSync(workDirectory, { recursive: true, force: true });
+  }
+}
+process.stdout.write(`${runs} run${runs === 1 ? "" : "s"}, ${failed} failed\n`);
+process.exit(failed === 0 ? 0 : 1);

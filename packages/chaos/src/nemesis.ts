@@ -1,0 +1,222 @@
+import { appendFileSync, closeSync, openSync, readSync, readdirSync, statSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { SeededRandom } from "@synod/core";
+import type { FaultWindow } from "./run-record.js";
+
+/** The faults a campaign injects. */
+export const FAULT_KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition", "isolate-leader", "one-way", "slow-links", "bitflip", "torn-tail", "wipe"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** One planned fault: what, when (ms after the load starts), for how long, and a draw that picks its target. */
+export interface PlannedFault {
+  readonly kind: FaultKind;
+  readonly at: number;
+  readonly durationMs: number;
+  /** Picks among the candidates when the fault starts (who leads then is not known in advance). */
+  readonly pick: number;
+}
+
+/**
+ * The fault schedule: a pure function of the seed, one fault at a time with
+ * rests between, each kind at least once when the run is long enough. What
+ * real processes make of it (who leads when a fault starts) is not
+ * deterministic: a seed replays the faults, not the run.
+ */
+export function planFaults(random: SeededRandom, loadMs: number): PlannedFault[] {
+  const plan: PlannedFault[] = [];
+  const kinds = shuffle([...FAULT_KINDS], random);
+  let at = 1_000 + random.integer(1_000);
+  for (let index = 0; at < loadMs - 1_500; index += 1) {
+    const kind = index < kinds.length ? (kinds[index] as FaultKind) : (FAULT_KINDS[random.integer(FAULT_KINDS.length)] as FaultKind);
+    const durationMs = 500 + random.integer(2_000);
+    plan.push({ kind, at, durationMs, pick: random.integer(1 << 30) });
+    at += durationMs + 500 + random.integer(1_500);
+  }
+  return plan;
+}
+
+function shuffle<T>(items: T[], random: SeededRandom): T[] {
+  for (let index = items.length - 1; index > 0; index -= 1) {
+    const other = random.integer(index + 1);
+    [items[index], items[other]] = [items[other] as T, items[index] as T];
+  }
+  return items;
+}
+
+/** What the nemesis does to a cluster (implemented by the campaign's cluster). */
+export interface NemesisTarget {
+  readonly ids: readonly string[];
+  leader(): Promise<string | undefined>;
+  kill(id: string): Promise<void>;
+  restart(id: string): Promise<void>;
+  pause(id: string): void;
+  resume(id: string): void;
+  dataDirectory(id: string): string;
+  wipe(id: string): void;
+  /** Cuts the directed links `from → to` (peer messages), or heals them all with `undefined`. */
+  cut(links: readonly (readonly [string, string])[] | undefined): void;
+  /** Slows, reorders, duplicates and drops messages on the directed links, or heals them all with `undefined`. */
+  slow(links: readonly (readonly [string, string])[] | undefined): void;
+}
+
+/** Carries a plan out on a cluster and records each fault's window. */
+export class Nemesis {
+  readonly windows: FaultWindow[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly target: NemesisTarget,
+    private readonly clock: () => number,
+  ) {}
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  async run(plan: readonly PlannedFault[], loadStartedAt: number): Promise<void> {
+    for (const fault of plan) {
+      const wait = loadStartedAt + fault.at - this.clock();
+      if (wait > 0) await sleep(wait);
+      if (this.stopped) return;
+      await this.strike(fault);
+    }
+  }
+
+  private async strike(fault: PlannedFault): Promise<void> {
+    const target = this.target;
+    const ids = target.ids;
+    const leader = await target.leader();
+    const followers = ids.filter((id) => id !== leader);
+    const any = ids[fault.pick % ids.length] as string;
+    const follower = followers[fault.pick % Math.max(1, followers.length)] ?? any;
+    const start = this.clock();
+    let what = "";
+    let heal: () => Promise<void> | void = () => undefined;
+    switch (fault.kind) {
+      case "kill":
+      case "kill-leader": {
+        const victim = fault.kind === "kill-leader" ? (leader ?? any) : any;
+        await target.kill(victim);
+        what = victim;
+        heal = () => target.restart(victim);
+        break;
+      }
+      case "pause":
+      case "pause-leader": {
+        const victim = fault.kind === "pause-leader" ? (leader ?? any) : any;
+        target.pause(victim);
+        what = victim;
+        heal = () => target.resume(victim);
+        break;
+      }
+      case "partition": {
+        // A minority on one side: it cannot commit; the majority can.
+        const minority = new Set(shuffleCopy(ids, fault.pick).slice(0, Math.floor((ids.length - 1) / 2)));
+        target.cut(bothWays(ids.filter((id) => minority.has(id)), ids.filter((id) => !minority.has(id))));
+        what = `${[...minority].join(",")} | ${ids.filter((id) => !minority.has(id)).join(",")}`;
+        heal = () => target.cut(undefined);
+        break;
+      }
+      case "isolate-leader": {
+        const isolated = leader ?? any;
+        target.cut(bothWays([isolated], ids.filter((id) => id !== isolated)));
+        what = `${isolated} | rest`;
+        heal = () => target.cut(undefined);
+        break;
+      }
+      case "one-way": {
+        // The leader hears the others, but they do not hear it.
+        const from = leader ?? any;
+        target.cut(ids.filter((id) => id !== from).map((to) => [from, to] as const));
+        what = `${from} -/-> rest`;
+        heal = () => target.cut(undefined);
+        break;
+      }
+      case "slow-links": {
+        const links = ids.flatMap((from) => ids.filter((to) => to !== from).map((to) => [from, to] as const));
+        target.slow(links);
+        what = "all links";
+        heal = () => target.slow(undefined);
+        break;
+      }
+      case "bitflip":
+      case "torn-tail":
+      case "wipe": {
+        // A follower's disk, while it is down: it comes back and must notice.
+        await target.kill(follower);
+        const directory = target.dataDirectory(follower);
+        if (fault.kind === "wipe") target.wipe(follower);
+        else if (fault.kind === "bitflip") flipBit(directory, fault.pick);
+        else tearTail(directory, fault.pick);
+        what = follower;
+        heal = () => target.restart(follower);
+        break;
+      }
+    }
+    await sleep(fault.durationMs);
+    await heal();
+    this.windows.push({ kind: fault.kind, target: what, start, end: this.clock() });
+  }
+}
+
+function bothWays(side: readonly string[], other: readonly string[]): (readonly [string, string])[] {
+  return side.flatMap((a) => other.flatMap((b) => [[a, b] as const, [b, a] as const]));
+}
+
+function shuffleCopy(ids: readonly string[], pick: number): string[] {
+  const copy = [...ids];
+  let state = pick;
+  for (let index = copy.length - 1; index > 0; index -= 1) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    const other = state % (index + 1);
+    [copy[index], copy[other]] = [copy[other] as string, copy[index] as string];
+  }
+  return copy;
+}
+
+/** The replica's log segments, largest first. */
+function segments(directory: string): { readonly file: string; readonly size: number }[] {
+  return readdirSync(directory)
+    .filter((name) => /^wal-\d+\.log$/.test(name))
+    .map((name) => ({ file: join(directory, name), size: statSync(join(directory, name)).size }))
+    .sort((x, y) => y.size - x.size);
+}
+
+/** Flips one bit somewhere in the middle half of the largest log segment (nothing to flip in an empty log). */
+function flipBit(directory: string, pick: number): void {
+  const segment = segments(directory)[0];
+  if (segment === undefined || segment.size < 64) return;
+  const offset = Math.floor(segment.size / 4) + (pick % Math.max(1, Math.floor(segment.size / 2)));
+  const fd = openSync(segment.file, "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, offset);
+    byte[0] = (byte[0] as number) ^ (1 << (pick % 8));
+    writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A torn write at the end of the newest segment: the start of a frame that
+ * never finished (a power cut during an unacknowledged write leaves such a
+ * tail; the process crash alone would not). Bytes already synced are never
+ * touched: losing those would be corruption no checksum can see.
+ */
+function tearTail(directory: string, pick: number): void {
+  const newest = readdirSync(directory)
+    .filter((name) => /^wal-\d+\.log$/.test(name))
+    .sort()
+    .at(-1);
+  if (newest === undefined) return;
+  const torn = Buffer.alloc(1 + (pick % 40));
+  let state = pick;
+  for (let index = 0; index < torn.length; index += 1) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    torn[index] = state >>> 24;
+  }
+  appendFileSync(join(directory, newest), torn);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

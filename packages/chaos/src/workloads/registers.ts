@@ -1,0 +1,97 @@
+import type { SeededRandom } from "@synod/core";
+import { type KvClient, KvOperationError } from "@synod/app-kv";
+import { type CasRegisterInput, type CasRegisterOutput, type Operation, casRegisterModel, checkOperations, formatCheckResult } from "@synod/testkit";
+import { ClientError } from "@synod/transport-ws";
+import type { CheckResult, OperationRecord } from "../run-record.js";
+
+/**
+ * Compare-and-set registers on a few KV keys: each worker, one operation at
+ * a time, reads (linearizable), writes, deletes, or compare-and-sets a key
+ * to a value of its own from what it last saw there. Every call is recorded
+ * for the linearizability check (per key: keys are independent) and for the
+ * report. An operation with no answer stays open-ended in the history: it
+ * may have taken effect.
+ */
+export class RegisterWorkload {
+  readonly name = "register";
+  private readonly history = new Map<string, Operation<CasRegisterInput, CasRegisterOutput>[]>();
+  readonly records: OperationRecord[] = [];
+
+  constructor(
+    private readonly keys: readonly string[],
+    /** Milliseconds since the run began: the clock of every record. */
+    private readonly clock: () => number,
+  ) {}
+
+  /** One worker's loop until `running()` turns false. */
+  async run(worker: number, client: KvClient, random: SeededRandom, running: () => boolean): Promise<void> {
+    const known = new Map<string, string | null>();
+    for (let index = 0; running(); index += 1) {
+      const key = this.keys[random.integer(this.keys.length)] as string;
+      const value = `w${worker}.${index}`;
+      const roll = random.float();
+      let input: CasRegisterInput;
+      let call: () => Promise<CasRegisterOutput>;
+      if (roll < 0.4) {
+        input = { kind: "read" };
+        call = async () => ({ kind: "read", value: (await client.get(key))?.value ?? null });
+      } else if (roll < 0.65) {
+        input = { kind: "write", value };
+        call = async () => (await client.put(key, value), { kind: "write" });
+      } else if (roll < 0.7) {
+        input = { kind: "write", value: null };
+        call = async () => (await client.delete(key), { kind: "write" });
+      } else {
+        const from = known.get(key) ?? null;
+        input = { kind: "cas", from, to: value };
+        call = async () => {
+          const result = await client.compareAndSet(key, from === null ? { version: 0 } : from, value);
+          return result.succeeded ? { kind: "cas", succeeded: true } : { kind: "cas", succeeded: false, current: result.current?.value ?? null };
+        };
+      }
+      const output = await this.record(worker, key, input, call);
+      if (output?.kind === "read") known.set(key, output.value as string | null);
+      else if (output !== undefined && input.kind === "write") known.set(key, input.value as string | null);
+      else if (output?.kind === "cas") known.set(key, output.succeeded ? value : (output.current as string | null));
+    }
+  }
+
+  /** A last linearizable read of every key, after the faults healed: nothing acknowledged may be lost. */
+  async finalReads(client: KvClient): Promise<void> {
+    for (const key of this.keys) await this.record("final", key, { kind: "read" }, async () => ({ kind: "read", value: (await client.get(key))?.value ?? null }));
+  }
+
+  /** The per-key linearizability verdicts; an `unknown` (budget spent) fails. */
+  check(budgetMs: number): CheckResult[] {
+    const keys = [...this.history.keys()];
+    return keys.map((key) => {
+      const operations = this.history.get(key) ?? [];
+      const result = checkOperations(casRegisterModel, operations, { budget: { milliseconds: budgetMs / Math.max(1, keys.length) } });
+      const passed = result.verdict === "linearizable";
+      return { name: `register ${key} linearizable (${operations.length} operations)`, passed, detail: passed ? result.verdict : formatCheckResult(result, casRegisterModel) };
+    });
+  }
+
+  private async record(clientId: number | string, key: string, input: CasRegisterInput, call: () => Promise<CasRegisterOutput>): Promise<CasRegisterOutput | undefined> {
+    const start = this.clock();
+    let output: CasRegisterOutput | undefined;
+    let outcome: OperationRecord["outcome"];
+    try {
+      output = await call();
+      outcome = "ok";
+    } catch (error) {
+      // Refused by the store: it did not take effect. No answer: it may have.
+      if (error instanceof KvOperationError) outcome = "fail";
+      else if (error instanceof ClientError) outcome = "unknown";
+      else throw error;
+    }
+    const end = this.clock();
+    this.records.push({ workload: this.name, kind: input.kind, start, end: outcome === "unknown" ? undefined : end, outcome });
+    // A failed operation is left out of the history; an unknown read tells nothing; an unknown write stays open.
+    if (outcome === "fail" || (outcome === "unknown" && input.kind === "read")) return undefined;
+    const operations = this.history.get(key) ?? [];
+    this.history.set(key, operations);
+    operations.push({ clientId, input, output, call: start, return: outcome === "ok" ? end : Number.POSITIVE_INFINITY });
+    return output;
+  }
+}
