@@ -18,6 +18,8 @@ export interface CampaignOptions {
   readonly workDirectory: string;
   /** The command that replays this run (its seed included), for the report. */
   readonly replay: string;
+  /** Known protocol bugs planted in every replica (`--plant-bug`), to show that the campaign catches them. */
+  readonly bugs?: readonly string[];
 }
 
 const WORKERS = 6;
@@ -56,7 +58,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     script: await kvServer(),
     size: options.replicas,
     tickMs: 20,
-    flags: ["--check-every-ms", "500"],
+    flags: ["--check-every-ms", "500", ...(options.bugs ?? []).flatMap((bug) => ["--plant-bug", bug])],
     advertise: async (id, listenPort) => {
       const proxy = new FaultProxy({ target: { host: "127.0.0.1", port: listenPort }, seed: proxyRandom.integer(2 ** 31) });
       proxies.set(id, proxy);
@@ -97,7 +99,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     const checks: CheckResult[] = [...workload.check(CHECK_BUDGET_MS), await convergence(cluster, clients), noAlarms(cluster)];
     return {
       seed: options.seed,
-      system: `app-kv, ${options.replicas} replicas`,
+      system: `app-kv, ${options.replicas} replicas${options.bugs === undefined || options.bugs.length === 0 ? "" : `, planted: ${options.bugs.join(", ")}`}`,
       durationMs: clock(),
       operations: workload.records,
       faults: nemesis.windows,

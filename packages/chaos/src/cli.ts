@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { PLANTED_BUGS } from "@synod/core";
 import { runCampaign } from "./campaign.js";
 import { summaryLine, writeReport } from "./report/index.js";
 
-const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--replicas 3|5] [--out DIR]
+const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--replicas 3|5] [--out DIR] [--bug NAME]...
 
 Runs fault campaigns on real synod-kv processes on loopback: kills, pauses,
 partitions, slow and lossy links, bit flips, torn tails and wiped disks,
@@ -15,7 +16,9 @@ under a recorded client load; checks every history and writes a report per run.
   --runs N      runs, seeds N, N+1, ... (default 1)
   --seed N      the first run's seed (default: random; printed, replays the fault plan)
   --replicas R  3 or 5 (default 3)
-  --out DIR     where the reports go (default ./chaos-reports)`;
+  --out DIR     where the reports go (default ./chaos-reports)
+  --bug NAME    plant a known protocol bug in every replica (${PLANTED_BUGS.join(", ")}):
+                the campaign should then fail`;
 
 function fail(message: string): never {
   process.stderr.write(`synod-chaos: ${message}\n${USAGE}\n`);
@@ -28,11 +31,11 @@ function natural(name: string, text: string | undefined, fallback: number): numb
   return Number(text);
 }
 
-let values: Record<string, string | boolean | undefined>;
+let values: Record<string, string | boolean | string[] | undefined>;
 try {
   values = parseArgs({
     args: process.argv.slice(2),
-    options: { seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
+    options: { seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
     strict: true,
   }).values;
 } catch (error) {
@@ -48,6 +51,8 @@ const firstSeed = natural("seed", values.seed as string | undefined, Math.floor(
 const replicas = natural("replicas", values.replicas as string | undefined, 3);
 if (replicas !== 3 && replicas !== 5) fail(`--replicas is 3 or 5, not ${replicas}`);
 if (seconds < 5) fail("--seconds must be at least 5");
+const bugs = (values.bug as string[] | undefined) ?? [];
+for (const bug of bugs) if (!(PLANTED_BUGS as readonly string[]).includes(bug)) fail(`unknown bug ${JSON.stringify(bug)}`);
 const out = resolve(process.env.INIT_CWD ?? process.cwd(), (values.out as string | undefined) ?? "chaos-reports");
 
 let failed = 0;
@@ -55,7 +60,8 @@ for (let run = 0; run < runs; run += 1) {
   const seed = firstSeed + run;
   const workDirectory = mkdtempSync(join(tmpdir(), "synod-chaos-"));
   try {
-    const record = await runCampaign({ seed, seconds, replicas, workDirectory, replay: `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}` });
+    const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
+    const record = await runCampaign({ seed, seconds, replicas, workDirectory, replay, bugs });
     const written = await writeReport(record, join(out, `seed-${seed}`));
     process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
     if (record.checks.some((check) => !check.passed)) failed += 1;

@@ -25,6 +25,7 @@ export const SERVE_FLAGS = {
   "lease-ms": { type: "string" },
   "crash-at": { type: "string" },
   "inject-divergence-at": { type: "string" },
+  "plant-bug": { type: "string", multiple: true },
   "max-persist-ms": { type: "string" },
   "max-apply-ms": { type: "string" },
   "max-clock-drift": { type: "string" },
@@ -52,6 +53,7 @@ export interface ServeFlagValues {
   readonly "lease-ms"?: string | undefined;
   readonly "crash-at"?: string | undefined;
   readonly "inject-divergence-at"?: string | undefined;
+  readonly "plant-bug"?: readonly string[] | undefined;
   readonly "max-persist-ms"?: string | undefined;
   readonly "max-apply-ms"?: string | undefined;
   readonly "max-clock-drift"?: string | undefined;
@@ -76,7 +78,9 @@ export function parseFlags<const Options extends FlagOptions>(argv: string[], op
   }
 }
 
-export function integerFlag(name: string, text: string | boolean | undefined): number | undefined {
+export function integerFlag(name: string, given: string | boolean | readonly string[] | undefined): number | undefined {
+  // A flag given more than once (where repeats are allowed) counts its last value.
+  const text = Array.isArray(given) ? given.at(-1) : given;
   if (text === undefined) return undefined;
   if (typeof text !== "string" || !/^\d+$/.test(text)) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(text)}`);
   return Number(text);
@@ -131,6 +135,7 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
     if (match === null) throw new UsageError(`--crash-at takes POINT or POINT:N, not ${JSON.stringify(crashAt)}`);
     config.crashAt = { point: match[1], ...(match[2] === undefined ? {} : { after: Number(match[2]) }) };
   }
+  if (flags["plant-bug"] !== undefined) config.plantedBugs = [...flags["plant-bug"]];
   const injectDivergenceAt = integerFlag("inject-divergence-at", flags["inject-divergence-at"]);
   if (injectDivergenceAt !== undefined) config.injectDivergenceAt = injectDivergenceAt;
   const maxPersistMs = integerFlag("max-persist-ms", flags["max-persist-ms"]);

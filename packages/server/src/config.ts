@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { FAILURE_POINTS } from "@synod/core";
+import { FAILURE_POINTS, PLANTED_BUGS } from "@synod/core";
 import { z } from "zod";
 
 const duration = z.number().int().positive();
@@ -55,6 +55,12 @@ export const serverConfigSchema = z
      * memory would make it diverge; the consistency checks must find it.
      */
     injectDivergenceAt: z.number().int().nonnegative().optional(),
+    /**
+     * Test-only: known protocol bugs planted in this replica (see
+     * `PLANTED_BUGS`), so that a fault campaign on real processes can show
+     * it catches them. Never in production.
+     */
+    plantedBugs: z.array(z.enum(PLANTED_BUGS)).default([]),
     /** A leader whose disk writes take this long (median of its last eight) hands over to a follower (default: electionTicks × tickMs; 0 disables). */
     maxPersistMs: z.number().int().nonnegative().optional(),
     /** A leader whose applying of chosen slots takes this long (median of its last eight) hands over (default: electionTicks × tickMs; 0 disables). */

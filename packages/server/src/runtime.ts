@@ -105,6 +105,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     ...(config.maxPersistMs === undefined ? {} : { maxPersistMs: config.maxPersistMs }),
     ...(config.maxApplyMs === undefined ? {} : { maxApplyMs: config.maxApplyMs }),
     checkEveryMs: config.checkEveryMs,
+    ...(config.plantedBugs.length === 0 ? {} : { bugs: new Set(config.plantedBugs) }),
   });
   const urls = new Map(config.members.map((member) => [member.id, member.url]));
   const endpointOf = (id: string) => urls.get(id);
@@ -188,6 +189,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     members: config.members.map((member) => `${member.id}=${member.url}`),
     security: describeSecurity(config),
   });
+  if (config.plantedBugs.length > 0) logger.warn("TEST ONLY: known protocol bugs planted in this replica (--plant-bug)", { bugs: config.plantedBugs });
   if (config.secret === undefined) logger.warn("PLAINTEXT DEV CLUSTER: no cluster secret, no TLS; peers are not authenticated. Allowed on loopback only.");
   else if (config.tls === undefined) logger.warn("no TLS: peers authenticate with the cluster secret, but traffic is not encrypted");
 
