@@ -62,7 +62,7 @@ for (let run = 0; run < runs; run += 1) {
   try {
     const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
     const record = await runCampaign({ seed, seconds, replicas, workDirectory, replay, bugs });
-    const written = await writeReport(record, join(out, `seed-${seed}`));
+    const written = await writeReport(record, join(out, `seed-${seed}${bugs.length === 0 ? "" : `-${bugs.join("+")}`}`));
     process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
     if (record.checks.some((check) => !check.passed)) failed += 1;
   } finally {
