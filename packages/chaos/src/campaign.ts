@@ -6,7 +6,7 @@ import { KvClient } from "@synod/app-kv";
 import { ServeCluster, bundleScript } from "@synod/testkit/processes";
 import { Nemesis, type NemesisTarget, planFaults } from "./nemesis.js";
 import { FaultProxy } from "./proxy.js";
-import type { CheckResult, RoleSample, RunRecord } from "./run-record.js";
+import type { CheckResult, FaultWindow, OperationRecord, RoleSample, RunRecord } from "./run-record.js";
 import { RegisterWorkload } from "./workloads/registers.js";
 
 export interface CampaignOptions {
@@ -25,6 +25,7 @@ export interface CampaignOptions {
 const WORKERS = 6;
 const KEYS = ["r0", "r1", "r2", "r3", "r4"];
 const CHECK_BUDGET_MS = 20_000;
+const PROGRESS_WITHIN_MS = 10_000;
 
 let bundled: Promise<string> | undefined;
 
@@ -96,7 +97,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     await workload.finalReads(reader);
     await sampler;
 
-    const checks: CheckResult[] = [...workload.check(CHECK_BUDGET_MS), await convergence(cluster, clients), noAlarms(cluster)];
+    const checks: CheckResult[] = [...workload.check(CHECK_BUDGET_MS), progressAfterFaults(workload.records, nemesis.windows), await convergence(cluster, clients), noAlarms(cluster), noFatalErrors(cluster)];
     return {
       seed: options.seed,
       system: `app-kv, ${options.replicas} replicas${options.bugs === undefined || options.bugs.length === 0 ? "" : `, planted: ${options.bugs.join(", ")}`}`,
@@ -177,6 +178,18 @@ async function sampleRoles(cluster: ServeCluster, status: KvClient, paused: Read
   }
 }
 
+/** Within `PROGRESS_WITHIN_MS` of every fault healing, some operation that began after it succeeded: the cluster recovers on its own. */
+function progressAfterFaults(operations: readonly OperationRecord[], faults: readonly FaultWindow[]): CheckResult {
+  const starts = operations.filter((operation) => operation.outcome === "ok").map((operation) => operation.start);
+  const stuck = faults.filter((fault) => !starts.some((start) => start >= fault.end && start <= fault.end + PROGRESS_WITHIN_MS));
+  const passed = stuck.length === 0;
+  return {
+    name: `progress within ${PROGRESS_WITHIN_MS / 1_000} s of every fault healing`,
+    passed,
+    detail: passed ? `${faults.length} faults, each followed by successful operations` : stuck.map((fault) => `no operation succeeded within ${PROGRESS_WITHIN_MS / 1_000} s after ${fault.kind} ${fault.target} healed at ${(fault.end / 1_000).toFixed(1)} s`).join("\n"),
+  };
+}
+
 /** Every replica, read alone and locally, holds the same keys and values. */
 async function convergence(cluster: ServeCluster, clients: KvClient[]): Promise<CheckResult> {
   const local = cluster.urls.map((url) => new KvClient({ urls: [url], requestTimeoutMs: 1_000, operationTimeoutMs: 3_000 }));
@@ -202,16 +215,27 @@ async function convergence(cluster: ServeCluster, clients: KvClient[]): Promise<
   return { name: "replicas converge", passed, detail: passed ? "every replica holds the same keys, values and revisions" : views.map((text, index) => `${cluster.replicas[index]?.id}: ${text}`).join("\n") };
 }
 
-/** No consistency check alarmed: a divergence would have been named in some replica's log. */
-function noAlarms(cluster: ServeCluster): CheckResult {
-  const alarms = cluster.replicas.flatMap((replica) =>
+/** Lines of every replica's log that contain `text`, each prefixed with the replica. */
+function logLinesWith(cluster: ServeCluster, text: string): string[] {
+  return cluster.replicas.flatMap((replica) =>
     replica.logs
       .join("")
       .split("\n")
-      .filter((line) => line.includes('"consistency check failed'))
+      .filter((line) => line.includes(text))
       .map((line) => `${replica.id}: ${line}`),
   );
+}
+
+/** No consistency check alarmed: a divergence would have been named in some replica's log. */
+function noAlarms(cluster: ServeCluster): CheckResult {
+  const alarms = logLinesWith(cluster, '"consistency check failed');
   return { name: "no consistency check alarmed", passed: alarms.length === 0, detail: alarms.length === 0 ? "no replica reported a divergence" : alarms.join("\n") };
+}
+
+/** No replica stopped on an error it cannot go on after (a broken invariant, a failed disk). */
+function noFatalErrors(cluster: ServeCluster): CheckResult {
+  const fatal = logLinesWith(cluster, '"replica stopped on a fatal error"');
+  return { name: "no replica stopped on a fatal error", passed: fatal.length === 0, detail: fatal.length === 0 ? "every replica ran to the end" : fatal.join("\n") };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
