@@ -74,9 +74,11 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
   let running = true;
   try {
     await cluster.boot(() => cluster.leaderBy((url) => status.replicaStatus(url) as never, 30_000));
-    const target = nemesisTarget(cluster, proxies, paused, status);
+    const lastRoles = new Map<string, string>();
+    const rebuildingDown = new Set<string>();
+    const target = nemesisTarget(cluster, proxies, paused, status, rebuildingDown);
     const nemesis = new Nemesis(target, clock);
-    const sampler = sampleRoles(cluster, status, paused, roles, clock, () => running);
+    const sampler = sampleRoles(cluster, status, paused, roles, lastRoles, rebuildingDown, clock, () => running);
     for (let worker = 0; worker < WORKERS; worker += 1) clients.push(new KvClient({ urls: cluster.urls, requestTimeoutMs: 500, operationTimeoutMs: worker % 2 === 0 ? 5_000 : 1_500 }));
     const workers = clients.map((client, worker) => workload.run(worker, client, random.fork(), () => running));
     const loadStartedAt = clock();
@@ -91,13 +93,19 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     for (const replica of cluster.replicas) if (replica.child === undefined) await cluster.restart(replica.id);
     running = false;
     await Promise.all(workers);
-    await cluster.leaderBy((url) => status.replicaStatus(url) as never, 30_000);
-    const reader = new KvClient({ urls: cluster.urls, requestTimeoutMs: 1_000, operationTimeoutMs: 15_000 });
-    clients.push(reader);
-    await workload.finalReads(reader);
+    const healed = await cluster.leaderBy((url) => status.replicaStatus(url) as never, 30_000).then(
+      (leader): CheckResult => ({ name: "a leader once every fault healed", passed: true, detail: `${leader} leads` }),
+      (error: unknown): CheckResult => ({ name: "a leader once every fault healed", passed: false, detail: (error as Error).message }),
+    );
+    if (healed.passed) {
+      const reader = new KvClient({ urls: cluster.urls, requestTimeoutMs: 1_000, operationTimeoutMs: 15_000 });
+      clients.push(reader);
+      await workload.finalReads(reader);
+    }
     await sampler;
 
-    const checks: CheckResult[] = [...workload.check(CHECK_BUDGET_MS), progressAfterFaults(workload.records, nemesis.windows), await convergence(cluster, clients), noAlarms(cluster), noFatalErrors(cluster)];
+    const checks: CheckResult[] = [
+      healed,...workload.check(CHECK_BUDGET_MS), progressAfterFaults(workload.records, nemesis.windows), await convergence(cluster, clients), noAlarms(cluster), noFatalErrors(cluster)];
     return {
       seed: options.seed,
       system: `app-kv, ${options.replicas} replicas${options.bugs === undefined || options.bugs.length === 0 ? "" : `, planted: ${options.bugs.join(", ")}`}`,
@@ -117,7 +125,8 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
   }
 }
 
-function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, FaultProxy>, paused: Set<string>, status: KvClient): NemesisTarget {
+function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, FaultProxy>, paused: Set<string>, status: KvClient, rebuildingDown: ReadonlySet<string>): NemesisTarget {
+  const view = (url: string) => status.replicaStatus(url).catch(() => undefined) as Promise<{ role?: string; leader?: string; rebuilding?: boolean } | undefined>;
   const ids = cluster.replicas.map((replica) => replica.id);
   const proxy = (id: string) => proxies.get(id) as FaultProxy;
   return {
@@ -134,7 +143,12 @@ function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, Fault
       paused.delete(id);
       return cluster.kill(id);
     },
-    restart: (id) => cluster.restart(id),
+    // Back only once it answers: the next fault must see what state it came back in (rebuilding, say).
+    restart: async (id) => {
+      await cluster.restart(id);
+      const url = cluster.replica(id).url;
+      for (let attempt = 0; attempt < 50 && (await view(url)) === undefined; attempt += 1) await sleep(100);
+    },
     pause: (id) => {
       cluster.signal(id, "SIGSTOP");
       paused.add(id);
@@ -144,6 +158,11 @@ function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, Fault
       if (cluster.replica(id).child !== undefined) cluster.signal(id, "SIGCONT");
     },
     dataDirectory: (id) => cluster.dataDirectory(id),
+    rebuilding: async () => {
+      if (rebuildingDown.size > 0) return true;
+      const live = cluster.replicas.filter((replica) => replica.child !== undefined && !paused.has(replica.id));
+      return (await Promise.all(live.map((replica) => view(replica.url)))).some((answer) => answer?.rebuilding === true);
+    },
     wipe: (id) => cluster.wipe(id),
     cut: (links) => {
       for (const id of ids) proxy(id).clearAll();
@@ -157,8 +176,16 @@ function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, Fault
 }
 
 /** Each replica's role every 200 ms: what the role timeline draws. */
-async function sampleRoles(cluster: ServeCluster, status: KvClient, paused: ReadonlySet<string>, roles: RoleSample[], clock: () => number, running: () => boolean): Promise<void> {
-  const last = new Map<string, string>();
+async function sampleRoles(
+  cluster: ServeCluster,
+  status: KvClient,
+  paused: ReadonlySet<string>,
+  roles: RoleSample[],
+  last: Map<string, string>,
+  rebuildingDown: Set<string>,
+  clock: () => number,
+  running: () => boolean,
+): Promise<void> {
   while (running()) {
     await Promise.all(
       cluster.replicas.map(async (replica) => {
@@ -169,7 +196,12 @@ async function sampleRoles(cluster: ServeCluster, status: KvClient, paused: Read
           const view = (await status.replicaStatus(replica.url).catch(() => undefined)) as { role?: string; rebuilding?: boolean } | undefined;
           role = view === undefined ? "unreachable" : view.rebuilding === true ? "rebuilding" : (view.role ?? "unknown");
         }
-        if (last.get(replica.id) === role) return;
+        const previous = last.get(replica.id);
+        if (previous === role) return;
+        // Down or unreachable after rebuilding, it restarts rebuilding (the mark is durable).
+        if (role === "down" || role === "unreachable") {
+          if (previous === "rebuilding") rebuildingDown.add(replica.id);
+        } else if (role !== "paused") rebuildingDown.delete(replica.id);
         last.set(replica.id, role);
         roles.push({ node: replica.id, time: clock(), role });
       }),

@@ -59,12 +59,16 @@ let failed = 0;
 for (let run = 0; run < runs; run += 1) {
   const seed = firstSeed + run;
   const workDirectory = mkdtempSync(join(tmpdir(), "synod-chaos-"));
+  const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
   try {
-    const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
     const record = await runCampaign({ seed, seconds, replicas, workDirectory, replay, bugs });
     const written = await writeReport(record, join(out, `seed-${seed}${bugs.length === 0 ? "" : `-${bugs.join("+")}`}`));
     process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
     if (record.checks.some((check) => !check.passed)) failed += 1;
+  } catch (error) {
+    // The run itself broke (a cluster that never started, say): a failure, and the next run goes on.
+    failed += 1;
+    process.stdout.write(`seed ${seed} · the run stopped: ${(error as Error).message.split("\n")[0]}\n  replay: ${replay}\n`);
   } finally {
     rmSync(workDirectory, { recursive: true, force: true });
   }

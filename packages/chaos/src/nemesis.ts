@@ -52,6 +52,8 @@ export interface NemesisTarget {
   pause(id: string): void;
   resume(id: string): void;
   dataDirectory(id: string): string;
+  /** True while some replica is rebuilding lost state (or was when it went down). */
+  rebuilding(): Promise<boolean>;
   wipe(id: string): void;
   /** Cuts the directed links `from → to` (peer messages), or heals them all with `undefined`. */
   cut(links: readonly (readonly [string, string])[] | undefined): void;
@@ -142,8 +144,15 @@ export class Nemesis {
       case "bitflip":
       case "torn-tail":
       case "wipe": {
-        // A follower's disk, while it is down: it comes back and must notice.
+        // A follower's disk, while it is down: it comes back and must notice. One lost disk at a time:
+        // while another replica rebuilds, a second loss could leave too few trusted voters ever to elect
+        // a leader (as losing a majority's disks would), so the fault is a plain kill then.
         await target.kill(follower);
+        if (await target.rebuilding()) {
+          what = `${follower} (disk spared: another replica is rebuilding)`;
+          heal = () => target.restart(follower);
+          break;
+        }
         const directory = target.dataDirectory(follower);
         if (fault.kind === "wipe") target.wipe(follower);
         else if (fault.kind === "bitflip") flipBit(directory, fault.pick);
