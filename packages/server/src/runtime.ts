@@ -140,10 +140,23 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
   });
   node.on("fatal", (error) => logger.error("replica stopped on a fatal error", { error: error.message }));
   let reportedTenth = -1;
+  // A rebuild that does not end says why it may not: it needs a leader elected by a quorum of trusted voters.
+  let rebuildWatch: NodeJS.Timeout | undefined;
   node.on("rebuild", (event) => {
+    clearInterval(rebuildWatch);
     if (event.phase === "started") {
       rebuilds.inc();
       logger.warn("rebuilding", { reason: event.reason });
+      const startedAt = Date.now();
+      rebuildWatch = setInterval(() => {
+        const status = node.status();
+        logger.warn("still rebuilding: it votes again once a leader, elected by a quorum of the other voters, has begun an instance it learns; if more voters lost their disks than a quorum can spare, restore them from a backup", {
+          seconds: Math.round((Date.now() - startedAt) / 1_000),
+          leader: status.leader ?? null,
+          firstUnchosen: status.firstUnchosen,
+        });
+      }, 30_000);
+      rebuildWatch.unref();
     } else logger.info("rebuilt: voting again", { ms: Math.round(event.ms) });
   });
   node.on("check", () => checks.inc());
@@ -205,6 +218,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     metrics,
     stop: () => {
       stopping ??= (async () => {
+        clearInterval(rebuildWatch);
         logger.info("stopping");
         await server.close();
         await node.stop();
