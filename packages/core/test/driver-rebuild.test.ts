@@ -5,7 +5,7 @@
  * diverged, name it, and it rebuilds itself (§6.2).
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { NodeEvents } from "../src/index.js";
+import type { MemoryStorage, NodeEvents } from "../src/index.js";
 import { type Cluster, type Node, TICK_MS, converged, stableLeader, startCluster, stopStarted } from "./driver-harness.js";
 import { waitFor } from "./wait.js";
 
@@ -106,6 +106,22 @@ describe("SynodNode: runtime consistency checks (Paxos Made Live §6.2)", () => 
     // Injected divergence: one replica's state changes outside the log (a bug, a bit flip in memory).
     cluster.machine(victim.id).items.push(99);
     const injectedAt = performance.now();
+    // A disk takes its time to reset; status polls and metrics read `status()` on timers meanwhile: it must answer throughout.
+    const storage = cluster.storages[cluster.voters.indexOf(victim.id)] as MemoryStorage;
+    const reset = storage.reset.bind(storage);
+    storage.reset = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20 * TICK_MS));
+      await reset();
+    };
+    const statusErrors: unknown[] = [];
+    const seenRebuilding: boolean[] = [];
+    const poller = setInterval(() => {
+      try {
+        seenRebuilding.push(victim.status().rebuilding);
+      } catch (error) {
+        statusErrors.push(error);
+      }
+    }, 1);
     await waitFor(() => alarms.every((seen) => seen.length > 0), "every replica to raise the alarm", 20 * everyMs);
     const detectedMs = performance.now() - injectedAt;
     console.log(`divergence detected by every replica ${detectedMs.toFixed(0)} ms after it was injected (check every ${everyMs} ms)`);
@@ -117,6 +133,9 @@ describe("SynodNode: runtime consistency checks (Paxos Made Live §6.2)", () => 
     expect(alarms[cluster.nodes.indexOf(victim)]?.[0]?.self).toBe(true);
     await waitFor(() => rebuilds.some((event) => event.phase === "finished"), "the diverged replica to rebuild");
     expect(rebuilds[0]).toMatchObject({ phase: "started" });
+    clearInterval(poller);
+    expect(statusErrors).toEqual([]);
+    expect(seenRebuilding).toContain(true);
     await writeAll(leader, [4]);
     await converged(cluster, cluster.voters, [1, 2, 3, 4]);
     // Healed: later checks find nothing more.

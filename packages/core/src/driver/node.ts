@@ -188,8 +188,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
       this.fail(new Error(`this replica must be rebuilt (${reason}), but ${storage.reset === undefined ? "its storage cannot be reset" : "its state machine keeps its own state"}: stop it, empty its data directory and restart it as rebuilding`));
       return;
     }
+    // The old replica stays for `status()` (answered as rebuilding) but takes no more input and no more drains.
     this.resetting = true;
-    this.replica = undefined;
     this.pending.failAll(new NotLeaderError(undefined));
     try {
       while (this.draining) await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
@@ -225,7 +225,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     const every = this.config.checkEveryMs ?? 10_000;
     const now = this.clock.now();
     if (every <= 0 || now - this.lastCheckAt < every) return;
-    if (this.replica?.status().role !== "leader") return;
+    if (this.resetting || this.replica?.status().role !== "leader") return;
     this.lastCheckAt = now;
     this.input((replica) => replica.proposeCheck());
   }
@@ -267,8 +267,13 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     await this.config.storage.close();
   }
 
+  /** Never throws once started, a rebuild in place included (status polls and metrics read it on timers). */
   status(): ReplicaStatus & { readonly appliedThrough: number } {
-    return { ...this.requireReplica().status(), appliedThrough: this.host.appliedThrough };
+    const replica = this.replica;
+    if (replica === undefined) throw new StoppedError("the node has not been started");
+    const status = replica.status();
+    const resetting = this.resetting ? { role: "follower" as const, leader: undefined, rebuilding: true, peers: [], leaseRemainingMs: undefined } : {};
+    return { ...status, ...resetting, appliedThrough: this.host.appliedThrough };
   }
 
   /** The log time (ms) of the last batch applied: the clock leases and sessions expire by. */
@@ -375,7 +380,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
    * its applying, so a healthy follower leads faster.
    */
   private watchSelf(): void {
-    if (this.replica?.status().role !== "leader") return;
+    if (this.resetting || this.replica?.status().role !== "leader") return;
     const slow: ["slow-disk" | "slow-apply", number | undefined][] = [
       ["slow-disk", this.persistWatch.takeSlow()],
       ["slow-apply", this.applyWatch.takeSlow()],
@@ -500,7 +505,7 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   }
 
   private input(action: (replica: Replica) => void): void {
-    if (this.stopped || this.fatalError !== undefined || this.replica === undefined) return;
+    if (this.stopped || this.fatalError !== undefined || this.replica === undefined || this.resetting) return;
     try {
       action(this.replica);
     } catch (error) {
@@ -521,11 +526,11 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
 
   private async drain(): Promise<void> {
     const replica = this.replica;
-    if (this.draining || replica === undefined) return;
+    if (this.draining || replica === undefined || this.resetting) return;
     this.draining = true;
     try {
       for (;;) {
-        if (this.stopped || this.fatalError !== undefined) break;
+        if (this.stopped || this.fatalError !== undefined || this.resetting) break;
         if (this.pendingInstall !== undefined) await this.installFetched(replica);
         if (!replica.hasReady()) break;
         await this.handleReady(replica, replica.ready());
@@ -667,8 +672,8 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
   }
 
   private requireReplica(): Replica {
-    // Rebuilding in place: a moment without a replica, as on a follower.
-    if (this.replica === undefined && this.resetting) throw new NotLeaderError(undefined);
+    // Rebuilding in place: for a moment no replica takes requests, as on a follower that knows no leader.
+    if (this.resetting) throw new NotLeaderError(undefined);
     if (this.replica === undefined) throw new StoppedError("the node has not been started");
     return this.replica;
   }
