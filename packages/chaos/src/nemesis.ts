@@ -1,6 +1,6 @@
 import { appendFileSync, closeSync, openSync, readSync, readdirSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { SeededRandom } from "@synod/core";
+import { SeededRandom } from "@synod/core";
 import type { FaultWindow } from "./run-record.js";
 
 /** The faults a campaign injects. */
@@ -113,7 +113,7 @@ export class Nemesis {
       }
       case "partition": {
         // A minority on one side: it cannot commit; the majority can.
-        const minority = new Set(shuffleCopy(ids, fault.pick).slice(0, Math.floor((ids.length - 1) / 2)));
+        const minority = new Set(shuffle([...ids], new SeededRandom(fault.pick)).slice(0, Math.floor((ids.length - 1) / 2)));
         target.cut(bothWays(ids.filter((id) => minority.has(id)), ids.filter((id) => !minority.has(id))));
         what = `${[...minority].join(",")} | ${ids.filter((id) => !minority.has(id)).join(",")}`;
         heal = () => target.cut(undefined);
@@ -172,17 +172,6 @@ function bothWays(side: readonly string[], other: readonly string[]): (readonly 
   return side.flatMap((a) => other.flatMap((b) => [[a, b] as const, [b, a] as const]));
 }
 
-function shuffleCopy(ids: readonly string[], pick: number): string[] {
-  const copy = [...ids];
-  let state = pick;
-  for (let index = copy.length - 1; index > 0; index -= 1) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    const other = state % (index + 1);
-    [copy[index], copy[other]] = [copy[other] as string, copy[index] as string];
-  }
-  return copy;
-}
-
 /** The replica's log segments, largest first. */
 function segments(directory: string): { readonly file: string; readonly size: number }[] {
   return readdirSync(directory)
@@ -219,12 +208,8 @@ function tearTail(directory: string, pick: number): void {
     .sort()
     .at(-1);
   if (newest === undefined) return;
-  const torn = Buffer.alloc(1 + (pick % 40));
-  let state = pick;
-  for (let index = 0; index < torn.length; index += 1) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    torn[index] = state >>> 24;
-  }
+  const random = new SeededRandom(pick);
+  const torn = Buffer.from(Array.from({ length: 1 + random.integer(40) }, () => random.integer(256)));
   appendFileSync(join(directory, newest), torn);
 }
 
