@@ -19,6 +19,7 @@ import type {
   NeedSnapshot,
   TakeOver,
 } from "./messages.js";
+import { GrantedLease } from "./lease.js";
 import { Leadership } from "./leadership.js";
 import { PhaseOne } from "./phase-one.js";
 import type { PeerProgress } from "./progress.js";
@@ -75,13 +76,8 @@ export class Replica {
   private leaderId: NodeId | undefined;
   private currentTick = 0;
   private electionElapsed = 0;
-  /**
-   * The master lease this acceptor granted: until its clock reads
-   * `leaseGrantedUntil`, it refuses prepares from anyone but
-   * `leaseGrantedTo` (undefined: from anyone at all, after a restart).
-   */
-  private leaseGrantedUntil = Number.NEGATIVE_INFINITY;
-  private leaseGrantedTo: NodeId | undefined;
+  /** The master lease this acceptor granted. */
+  private readonly grantedLease: GrantedLease;
   private leaseReads = 0;
   private electionTimeout: number;
   private heartbeatElapsed = 0;
@@ -134,7 +130,8 @@ export class Replica {
     this.electionTimeout = this.randomElectionTimeout();
     if (recovered.rebuilding === true && !this.bugs.has("rebuild-votes-at-once")) this.rebuild = { probe: this.random.integer(0xffffffff), horizon: undefined };
     // It may have granted a lease before it stopped, and it does not remember to whom: honour it for everyone.
-    if (this.options.leaseMs > 0 && (compareBallots(this.promised, ZERO_BALLOT) > 0 || this.rebuild !== undefined)) this.leaseGrantedUntil = this.clock.now() + this.options.leaseMs;
+    this.grantedLease = new GrantedLease(this.options.leaseMs, this.clock, !this.bugs.has("lease-not-honoured"));
+    if (compareBallots(this.promised, ZERO_BALLOT) > 0 || this.rebuild !== undefined) this.grantedLease.grantToAnyone();
   }
 
   // ---------------------------------------------------------------- inputs
@@ -151,7 +148,7 @@ export class Replica {
     // of no voters at all (it joined and has not learned the configuration) has no one to ask.
     // A replica whose own acceptor is bound by a lease to another (or, just restarted, to anyone) cannot promise itself: it waits.
     // One that is rebuilding votes for no one, itself included.
-    const standing = this.configs.latest.voters.length > 0 && !this.leaseRefuses(this.id) && this.rebuild === undefined;
+    const standing = this.configs.latest.voters.length > 0 && !this.grantedLease.refuses(this.id) && this.rebuild === undefined;
     if (this.electionElapsed >= this.electionTimeout * (this.isMember() ? 1 : 3) && standing) this.startPreVote();
   }
 
@@ -348,17 +345,6 @@ export class Replica {
   private holdsLease(): boolean {
     const expiry = this.leaseExpiry();
     return expiry !== undefined && this.clock.now() < expiry;
-  }
-
-  /** True while this acceptor's lease to another replica (or, after a restart, to anyone) has not run out. */
-  private leaseRefuses(candidate: NodeId): boolean {
-    return this.options.leaseMs > 0 && !this.bugs.has("lease-not-honoured") && candidate !== this.leaseGrantedTo && this.clock.now() < this.leaseGrantedUntil;
-  }
-
-  private grantLease(to: NodeId): void {
-    if (this.options.leaseMs <= 0) return;
-    this.leaseGrantedTo = to;
-    this.leaseGrantedUntil = this.clock.now() + this.options.leaseMs;
   }
 
   /** Drops slot records below `beforeSlot`; they must be chosen and already applied (reflected in a snapshot). */
@@ -578,7 +564,7 @@ export class Replica {
     }
     // A lease binds this acceptor to its holder for its whole length, its own candidacy included; a
     // leader that hands over (`transfer`) stopped serving lease reads first.
-    if (order > 0 && message.transfer !== true && this.leaseRefuses(message.from)) return this.reject(message.from, message.ballot, "leader-alive");
+    if (order > 0 && message.transfer !== true && this.grantedLease.refuses(message.from)) return this.reject(message.from, message.ballot, "leader-alive");
     if (order > 0) {
       this.setPromised(message.ballot);
       if (message.from !== this.id) this.becomeFollower(undefined);
@@ -827,7 +813,7 @@ export class Replica {
       return;
     }
     // The reply grants the lease: no other prepare for leaseMs of this clock.
-    this.grantLease(message.from);
+    this.grantedLease.grant(message.from);
     this.output.send({
       type: "heartbeat-reply",
       from: this.id,
@@ -970,7 +956,7 @@ export class Replica {
     if (leader === undefined) return;
     const round = leader.readIndex.startRound(this.id, this.firstUnchosen, this.clock.now());
     // The leader's own acceptor counts in the quorum that grants its lease, so it is bound too.
-    this.grantLease(this.id);
+    this.grantedLease.grant(this.id);
     const logTime = leader.logTime(this.maxLogTime, this.clock.now());
     for (const [peer, progress] of leader.peers) {
       const heartbeat: Heartbeat = { type: "heartbeat", from: this.id, to: peer, ballot: leader.ballot, firstUnchosen: this.firstUnchosen, round, logTime };
