@@ -20,7 +20,8 @@ export interface ReportOptions {
   readonly plots: ReportPlots;
 }
 
-const PLOT_ALT: Readonly<Record<PlotName, string>> = {
+/** Each plot's alternative text: what it shows, for a reader who cannot see it. */
+export const PLOT_ALT: Readonly<Record<PlotName, string>> = {
   latency: "Latency of each operation over time on a log scale, coloured by outcome, with the fault windows shaded",
   throughput: "Operations that took effect per second over time, one line per workload, with the fault windows shaded",
   roles: "Role of each replica over time, with the fault windows shaded",
@@ -37,6 +38,15 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 pre { margin: 0; white-space: pre-wrap; }
 img { display: block; margin-bottom: 1em; max-width: 100%; }
 `;
+
+/**
+ * The page's one script, fixed text: once the page and its images have loaded
+ * (or failed to), it marks `<body data-plots-loaded="N">` with how many of its
+ * images the browser decoded, for a headless browser to check.
+ */
+const PLOTS_LOADED_SCRIPT = `addEventListener("load", () => {
+  document.body.dataset.plotsLoaded = String([...document.images].filter((image) => image.complete && image.naturalWidth > 0).length);
+});`;
 
 export function renderReport(record: RunRecord, options: ReportOptions): string {
   const result = verdict(record.checks);
@@ -59,6 +69,7 @@ export function renderReport(record: RunRecord, options: ReportOptions): string 
     operationsTable(record),
     "<h2>Faults</h2>",
     faultsTable(record),
+    `<script>${PLOTS_LOADED_SCRIPT}</script>`,
     "</body>",
     "</html>",
     "",
