@@ -1,20 +1,20 @@
 import { mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { SeededRandom } from "@synod/core";
-import { KvClient } from "@synod/app-kv";
-import { ServeCluster, bundleScript } from "@synod/testkit/processes";
+import { SynodClient } from "@synod/transport-ws";
+import { ServeCluster, type ServeReplicaStatus } from "@synod/testkit/processes";
 import { Nemesis, type NemesisTarget, planFaults } from "./nemesis.js";
 import { FaultProxy } from "./proxy.js";
 import type { CheckResult, FaultWindow, OperationRecord, RoleSample, RunRecord } from "./run-record.js";
-import { RegisterWorkload } from "./workloads/registers.js";
+import { SERVICES, type ServiceName, type ServiceUnderTest } from "./services.js";
 
 export interface CampaignOptions {
   readonly seed: number;
   /** Seconds of load under faults (the run then heals, checks and stops). */
   readonly seconds: number;
   readonly replicas: 3 | 5;
-  /** Where the bundled server is built and the replicas keep their data. */
+  /** The service under test (default `kv`). */
+  readonly service?: ServiceName;
+  /** Where the replicas keep their data. */
   readonly workDirectory: string;
   /** The command that replays this run (its seed included), for the report. */
   readonly replay: string;
@@ -22,32 +22,24 @@ export interface CampaignOptions {
   readonly bugs?: readonly string[];
 }
 
-const WORKERS = 6;
-const KEYS = ["r0", "r1", "r2", "r3", "r4"];
-const CHECK_BUDGET_MS = 20_000;
+const CHECK_BUDGET_MS = 30_000;
 const PROGRESS_WITHIN_MS = 10_000;
 
-let bundled: Promise<string> | undefined;
-
-/** `synod-kv`'s CLI, bundled once per process, beside this package's own dependencies (its native helpers stay external). */
-function kvServer(): Promise<string> {
-  const require = createRequire(import.meta.url);
-  const root = dirname(require.resolve("@synod/app-kv/package.json"));
-  const here = dirname(require.resolve("@synod/chaos/package.json"));
-  bundled ??= bundleScript(join(root, "src", "cli.ts"), join(here, ".build", "synod-kv.mjs"));
-  return bundled;
-}
+/** A replica's status as the campaign reads it. */
+type ReplicaView = ServeReplicaStatus & { readonly rebuilding?: boolean };
 
 /**
- * One run: an app-kv cluster of real processes, each behind a fault proxy
- * every peer and client reaches it through; register workers record every
- * operation while the nemesis carries out the seeded fault plan; then every
- * fault heals, a final read of every key joins the history, and the checks
- * run: per-key linearizability, the replicas' convergence, and that no
- * consistency check alarmed.
+ * One run: a cluster of the service's real processes, each behind a fault
+ * proxy every peer and client reaches it through; the service's workloads
+ * record every operation while the nemesis carries out the seeded fault
+ * plan; then every fault heals, the workloads' final reads join their
+ * histories, and the checks run: each workload's own (linearizability,
+ * totals, lock safety), progress after every fault, the replicas'
+ * convergence, and that no consistency check alarmed and no replica failed.
  */
 export async function runCampaign(options: CampaignOptions): Promise<RunRecord> {
   mkdirSync(options.workDirectory, { recursive: true });
+  const service: ServiceUnderTest = SERVICES[options.service ?? "kv"];
   const random = new SeededRandom(options.seed);
   const loadMs = options.seconds * 1_000;
   const plan = planFaults(random.fork(), loadMs);
@@ -55,32 +47,35 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
   const clock = () => performance.now() - began;
   const proxies = new Map<string, FaultProxy>();
   const proxyRandom = random.fork();
+  const workloadRandom = random.fork();
   const cluster = new ServeCluster({
-    script: await kvServer(),
+    script: await service.script(),
     size: options.replicas,
     tickMs: 20,
-    flags: ["--check-every-ms", "500", ...(options.bugs ?? []).flatMap((bug) => ["--plant-bug", bug])],
+    flags: ["--check-every-ms", "500", "--durability-journal", ...(options.bugs ?? []).flatMap((bug) => ["--plant-bug", bug])],
     advertise: async (id, listenPort) => {
       const proxy = new FaultProxy({ target: { host: "127.0.0.1", port: listenPort }, seed: proxyRandom.integer(2 ** 31) });
       proxies.set(id, proxy);
       return `ws://127.0.0.1:${await proxy.listen()}`;
     },
   });
-  const status = new KvClient({ urls: ["ws://127.0.0.1:1"], requestTimeoutMs: 300 });
+  const status = new SynodClient({ urls: ["ws://127.0.0.1:1"], requestTimeoutMs: 300 });
+  const view = (url: string) => status.status(url).catch(() => undefined) as Promise<ReplicaView | undefined>;
   const paused = new Set<string>();
   const roles: RoleSample[] = [];
-  const workload = new RegisterWorkload(KEYS, clock);
-  const clients: KvClient[] = [];
+  let workloads: ReturnType<ServiceUnderTest["workloads"]> = [];
+  let admin: SynodClient | undefined;
   let running = true;
   try {
-    await cluster.boot(() => cluster.leaderBy((url) => status.replicaStatus(url) as never, 30_000));
+    await cluster.boot(() => cluster.leaderBy(view, 30_000));
     const lastRoles = new Map<string, string>();
     const rebuildingDown = new Set<string>();
-    const target = nemesisTarget(cluster, proxies, paused, status, rebuildingDown);
+    admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 1_000 });
+    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuildingDown);
     const nemesis = new Nemesis(target, clock);
-    const sampler = sampleRoles(cluster, status, paused, roles, lastRoles, rebuildingDown, clock, () => running);
-    for (let worker = 0; worker < WORKERS; worker += 1) clients.push(new KvClient({ urls: cluster.urls, requestTimeoutMs: 500, operationTimeoutMs: worker % 2 === 0 ? 5_000 : 1_500 }));
-    const workers = clients.map((client, worker) => workload.run(worker, client, random.fork(), () => running));
+    const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuildingDown, clock, () => running);
+    workloads = service.workloads({ urls: cluster.urls, clock });
+    const load = Promise.all(workloads.map((workload) => workload.run(workloadRandom.fork(), () => running)));
     const loadStartedAt = clock();
     const faults = nemesis.run(plan, loadStartedAt);
     await Promise.all([faults, sleep(loadMs)]);
@@ -92,25 +87,29 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     for (const id of [...paused]) target.resume(id);
     for (const replica of cluster.replicas) if (replica.child === undefined) await cluster.restart(replica.id);
     running = false;
-    await Promise.all(workers);
-    const healed = await cluster.leaderBy((url) => status.replicaStatus(url) as never, 30_000).then(
+    await load;
+    const healed = await cluster.leaderBy(view, 30_000).then(
       (leader): CheckResult => ({ name: "a leader once every fault healed", passed: true, detail: `${leader} leads` }),
       (error: unknown): CheckResult => ({ name: "a leader once every fault healed", passed: false, detail: (error as Error).message }),
     );
-    if (healed.passed) {
-      const reader = new KvClient({ urls: cluster.urls, requestTimeoutMs: 1_000, operationTimeoutMs: 15_000 });
-      clients.push(reader);
-      await workload.finalReads(reader);
-    }
+    if (healed.passed) for (const workload of workloads) await workload.finish();
     await sampler;
 
+    const operations = workloads.flatMap((workload) => workload.records);
     const checks: CheckResult[] = [
-      healed,...workload.check(CHECK_BUDGET_MS), progressAfterFaults(workload.records, nemesis.windows), await convergence(cluster, clients), noAlarms(cluster), noFatalErrors(cluster)];
+      healed,
+      ...workloads.flatMap((workload) => workload.check(CHECK_BUDGET_MS / workloads.length)),
+      progressAfterFaults(operations, nemesis.windows),
+      membershipChanges(nemesis.windows),
+      await convergence(cluster, service),
+      noAlarms(cluster),
+      noFatalErrors(cluster),
+    ];
     return {
       seed: options.seed,
-      system: `app-kv, ${options.replicas} replicas${options.bugs === undefined || options.bugs.length === 0 ? "" : `, planted: ${options.bugs.join(", ")}`}`,
+      system: `${service.title}, ${options.replicas} replicas${options.bugs === undefined || options.bugs.length === 0 ? "" : `, planted: ${options.bugs.join(", ")}`}`,
       durationMs: clock(),
-      operations: workload.records,
+      operations: [...operations].sort((x, y) => x.start - y.start),
       faults: nemesis.windows,
       roles,
       checks,
@@ -118,24 +117,32 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     };
   } finally {
     running = false;
-    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(workloads.map((workload) => workload.close()));
     await status.close();
+    await admin?.close();
     await cluster.close();
     await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
   }
 }
 
-function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, FaultProxy>, paused: Set<string>, status: KvClient, rebuildingDown: ReadonlySet<string>): NemesisTarget {
-  const view = (url: string) => status.replicaStatus(url).catch(() => undefined) as Promise<{ role?: string; leader?: string; rebuilding?: boolean } | undefined>;
+function nemesisTarget(
+  cluster: ServeCluster,
+  proxies: ReadonlyMap<string, FaultProxy>,
+  paused: Set<string>,
+  view: (url: string) => Promise<ReplicaView | undefined>,
+  admin: SynodClient,
+  rebuildingDown: ReadonlySet<string>,
+): NemesisTarget {
   const ids = cluster.replicas.map((replica) => replica.id);
   const proxy = (id: string) => proxies.get(id) as FaultProxy;
+  const members = (request: Parameters<SynodClient["members"]>[0]) => admin.members(request, { signal: AbortSignal.timeout(20_000) });
   return {
     ids,
     leader: async () => {
       for (const replica of cluster.replicas) {
         if (replica.child === undefined || paused.has(replica.id)) continue;
-        const view = (await status.replicaStatus(replica.url).catch(() => undefined)) as { role?: string; leader?: string } | undefined;
-        if (view?.leader !== undefined) return view.leader;
+        const seen = await view(replica.url);
+        if (seen?.leader !== undefined) return seen.leader;
       }
       return undefined;
     },
@@ -172,13 +179,25 @@ function nemesisTarget(cluster: ServeCluster, proxies: ReadonlyMap<string, Fault
       for (const id of ids) proxy(id).clearAll();
       for (const [from, to] of links ?? []) proxy(to).setLink(from, { delayMs: 5, jitterMs: 20, reorder: 0.1, duplicate: 0.05, drop: 0.05 });
     },
+    removeMember: async (id) => {
+      await members({ action: "remove", id });
+    },
+    // A replica taken out comes back as an operator brings back a machine: its disk wiped, started empty
+    // with --join, added (as a learner that catches up, then promoted) at its old address.
+    rejoin: async (id) => {
+      await cluster.kill(id);
+      paused.delete(id);
+      cluster.wipe(id);
+      await cluster.join(id);
+      await members({ action: "add", id, endpoint: cluster.replica(id).url });
+    },
   };
 }
 
 /** Each replica's role every 200 ms: what the role timeline draws. */
 async function sampleRoles(
   cluster: ServeCluster,
-  status: KvClient,
+  view: (url: string) => Promise<ReplicaView | undefined>,
   paused: ReadonlySet<string>,
   roles: RoleSample[],
   last: Map<string, string>,
@@ -193,8 +212,8 @@ async function sampleRoles(
         if (replica.child === undefined) role = "down";
         else if (paused.has(replica.id)) role = "paused";
         else {
-          const view = (await status.replicaStatus(replica.url).catch(() => undefined)) as { role?: string; rebuilding?: boolean } | undefined;
-          role = view === undefined ? "unreachable" : view.rebuilding === true ? "rebuilding" : (view.role ?? "unknown");
+          const seen = await view(replica.url);
+          role = seen === undefined ? "unreachable" : seen.rebuilding === true ? "rebuilding" : (seen.role ?? "unknown");
         }
         const previous = last.get(replica.id);
         if (previous === role) return;
@@ -212,7 +231,7 @@ async function sampleRoles(
 
 /** Within `PROGRESS_WITHIN_MS` of every fault healing, some operation that began after it succeeded: the cluster recovers on its own. */
 function progressAfterFaults(operations: readonly OperationRecord[], faults: readonly FaultWindow[]): CheckResult {
-  const starts = operations.filter((operation) => operation.outcome === "ok").map((operation) => operation.start);
+  const starts = operations.filter((operation) => operation.outcome === "ok" && operation.local !== true).map((operation) => operation.start);
   const stuck = faults.filter((fault) => !starts.some((start) => start >= fault.end && start <= fault.end + PROGRESS_WITHIN_MS));
   const passed = stuck.length === 0;
   return {
@@ -222,29 +241,32 @@ function progressAfterFaults(operations: readonly OperationRecord[], faults: rea
   };
 }
 
-/** Every replica, read alone and locally, holds the same keys and values. */
-async function convergence(cluster: ServeCluster, clients: KvClient[]): Promise<CheckResult> {
-  const local = cluster.urls.map((url) => new KvClient({ urls: [url], requestTimeoutMs: 1_000, operationTimeoutMs: 3_000 }));
-  clients.push(...local);
-  const view = async () =>
-    Promise.all(
-      local.map(async (client) => {
-        try {
-          const range = await client.range({ prefix: "r" }, { serializable: true });
-          return JSON.stringify(range.kvs.map((kv) => [kv.key, kv.value, kv.modRevision]));
-        } catch (error) {
-          return `unreachable: ${(error as Error).message}`;
-        }
-      }),
-    );
+/** Every membership change the nemesis asked for went through: a replica taken out was taken out, and came back. */
+function membershipChanges(faults: readonly FaultWindow[]): CheckResult {
+  const changes = faults.filter((fault) => fault.kind === "membership");
+  const refused = changes.filter((fault) => /not removed: |not added back: /.test(fault.target));
+  return {
+    name: "membership changes went through",
+    passed: refused.length === 0,
+    detail: refused.length === 0 ? `${changes.length} replicas taken out of the configuration and brought back` : refused.map((fault) => `at ${(fault.start / 1_000).toFixed(1)} s: ${fault.target}`).join("\n"),
+  };
+}
+
+/** Every replica, read alone and locally, holds the same state (waiting up to 20 s for the laggards to apply). */
+async function convergence(cluster: ServeCluster, service: ServiceUnderTest): Promise<CheckResult> {
+  const views = () => Promise.all(cluster.urls.map((url) => service.localState(url).catch((error: unknown) => `unreachable: ${(error as Error).message}`)));
   const deadline = performance.now() + 20_000;
-  let views = await view();
-  while (new Set(views).size !== 1 && performance.now() < deadline) {
+  let seen = await views();
+  while (new Set(seen).size !== 1 && performance.now() < deadline) {
     await sleep(200);
-    views = await view();
+    seen = await views();
   }
-  const passed = new Set(views).size === 1;
-  return { name: "replicas converge", passed, detail: passed ? "every replica holds the same keys, values and revisions" : views.map((text, index) => `${cluster.replicas[index]?.id}: ${text}`).join("\n") };
+  const passed = new Set(seen).size === 1;
+  return {
+    name: "replicas converge",
+    passed,
+    detail: passed ? `every replica holds the same state (${(seen[0] ?? "").length} bytes rendered)` : seen.map((text, index) => `${cluster.replicas[index]?.id}: ${text.slice(0, 2_000)}`).join("\n"),
+  };
 }
 
 /** Lines of every replica's log that contain `text`, each prefixed with the replica. */

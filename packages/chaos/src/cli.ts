@@ -5,16 +5,20 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { PLANTED_BUGS } from "@synod/core";
 import { runCampaign } from "./campaign.js";
+import { SERVICE_NAMES, type ServiceName } from "./services.js";
 import { summaryLine, writeReport } from "./report/index.js";
 
-const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--replicas 3|5] [--out DIR] [--bug NAME]...
+const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--service kv|lock] [--replicas 3|5] [--out DIR] [--bug NAME]...
 
-Runs fault campaigns on real synod-kv processes on loopback: kills, pauses,
-partitions, slow and lossy links, bit flips, torn tails and wiped disks,
-under a recorded client load; checks every history and writes a report per run.
+Runs fault campaigns on real synod-kv and synod-lock processes on loopback:
+kills, pauses, partitions, slow and lossy links, bit flips, torn tails, wiped
+disks and membership changes, under a recorded client load; checks every
+history and writes a report per run.
   --seconds N   seconds of load under faults per run (default 30)
   --runs N      runs, seeds N, N+1, ... (default 1)
   --seed N      the first run's seed (default: random; printed, replays the fault plan)
+  --service S   kv (registers, append lists, bank transfers) or lock (locks with fencing);
+                default: kv for the first run, then lock, kv, ... in turn
   --replicas R  3 or 5 (default 3)
   --out DIR     where the reports go (default ./chaos-reports)
   --bug NAME    plant a known protocol bug in every replica (${PLANTED_BUGS.join(", ")}):
@@ -35,7 +39,7 @@ let values: Record<string, string | boolean | string[] | undefined>;
 try {
   values = parseArgs({
     args: process.argv.slice(2),
-    options: { seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
+    options: { service: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
     strict: true,
   }).values;
 } catch (error) {
@@ -51,6 +55,8 @@ const firstSeed = natural("seed", values.seed as string | undefined, Math.floor(
 const replicas = natural("replicas", values.replicas as string | undefined, 3);
 if (replicas !== 3 && replicas !== 5) fail(`--replicas is 3 or 5, not ${replicas}`);
 if (seconds < 5) fail("--seconds must be at least 5");
+const service = values.service as string | undefined;
+if (service !== undefined && !(SERVICE_NAMES as readonly string[]).includes(service)) fail(`--service is ${SERVICE_NAMES.join(" or ")}, not ${JSON.stringify(service)}`);
 const bugs = (values.bug as string[] | undefined) ?? [];
 for (const bug of bugs) if (!(PLANTED_BUGS as readonly string[]).includes(bug)) fail(`unknown bug ${JSON.stringify(bug)}`);
 const out = resolve(process.env.INIT_CWD ?? process.cwd(), (values.out as string | undefined) ?? "chaos-reports");
@@ -58,11 +64,12 @@ const out = resolve(process.env.INIT_CWD ?? process.cwd(), (values.out as string
 let failed = 0;
 for (let run = 0; run < runs; run += 1) {
   const seed = firstSeed + run;
+  const runService = (service ?? SERVICE_NAMES[run % SERVICE_NAMES.length]) as ServiceName;
   const workDirectory = mkdtempSync(join(tmpdir(), "synod-chaos-"));
-  const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
+  const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --service ${runService} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
   try {
-    const record = await runCampaign({ seed, seconds, replicas, workDirectory, replay, bugs });
-    const written = await writeReport(record, join(out, `seed-${seed}${bugs.length === 0 ? "" : `-${bugs.join("+")}`}`));
+    const record = await runCampaign({ seed, seconds, replicas, service: runService, workDirectory, replay, bugs });
+    const written = await writeReport(record, join(out, `${runService}-seed-${seed}${bugs.length === 0 ? "" : `-${bugs.join("+")}`}`));
     process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
     if (record.checks.some((check) => !check.passed)) failed += 1;
   } catch (error) {

@@ -1,10 +1,11 @@
 import { appendFileSync, closeSync, openSync, readSync, readdirSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { SeededRandom } from "@synod/core";
+import { losePower } from "@synod/storage-fs";
 import type { FaultWindow } from "./run-record.js";
 
 /** The faults a campaign injects. */
-export const FAULT_KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition", "isolate-leader", "one-way", "slow-links", "bitflip", "torn-tail", "wipe"] as const;
+export const FAULT_KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition", "isolate-leader", "one-way", "slow-links", "bitflip", "torn-tail", "wipe", "membership", "power-loss"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** One planned fault: what, when (ms after the load starts), for how long, and a draw that picks its target. */
@@ -59,6 +60,10 @@ export interface NemesisTarget {
   cut(links: readonly (readonly [string, string])[] | undefined): void;
   /** Slows, reorders, duplicates and drops messages on the directed links, or heals them all with `undefined`. */
   slow(links: readonly (readonly [string, string])[] | undefined): void;
+  /** Takes a voter out of the configuration (a log entry; the leader hands over first if it is the one). */
+  removeMember(id: string): Promise<void>;
+  /** Brings a removed replica back: stopped, wiped, started empty, added again (it catches up, then votes). */
+  rejoin(id: string): Promise<void>;
 }
 
 /** Carries a plan out on a cluster and records each fault's window. */
@@ -159,6 +164,41 @@ export class Nemesis {
         else tearTail(directory, fault.pick);
         what = follower;
         heal = () => target.restart(follower);
+        break;
+      }
+      case "power-loss": {
+        // The whole cluster loses power at once: every replica stops, and what it wrote but had not
+        // synced is gone (the servers run with --durability-journal, which notes what was synced).
+        // Anything acknowledged must have been durable on a majority, and survives.
+        await Promise.all(ids.map((id) => target.kill(id)));
+        const lost = ids.map((id) => losePower(target.dataDirectory(id))?.lostBytes ?? 0);
+        what = `all (unsynced bytes lost: ${lost.join(", ")})`;
+        heal = async () => {
+          for (const id of ids) await target.restart(id);
+        };
+        break;
+      }
+      case "membership": {
+        // Any voter, the leader too, taken out of the configuration and later brought back. Not while a
+        // replica rebuilds: the smaller configuration could then hold too few trusted voters to go on.
+        const victim = any;
+        if (await target.rebuilding()) {
+          await target.kill(victim);
+          what = `${victim} (killed, not removed: a replica is rebuilding)`;
+          heal = () => target.restart(victim);
+          break;
+        }
+        try {
+          await target.removeMember(victim);
+        } catch (error) {
+          what = `${victim} (not removed: ${(error as Error).message.split("\n")[0]})`;
+          break;
+        }
+        what = victim;
+        heal = () =>
+          target.rejoin(victim).catch((error: unknown) => {
+            what = `${victim} (not added back: ${(error as Error).message.split("\n")[0]})`;
+          });
         break;
       }
     }

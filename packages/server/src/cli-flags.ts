@@ -26,6 +26,7 @@ export const SERVE_FLAGS = {
   "crash-at": { type: "string" },
   "inject-divergence-at": { type: "string" },
   "plant-bug": { type: "string", multiple: true },
+  "durability-journal": { type: "boolean" },
   "max-persist-ms": { type: "string" },
   "max-apply-ms": { type: "string" },
   "max-clock-drift": { type: "string" },
@@ -54,6 +55,7 @@ export interface ServeFlagValues {
   readonly "crash-at"?: string | undefined;
   readonly "inject-divergence-at"?: string | undefined;
   readonly "plant-bug"?: readonly string[] | undefined;
+  readonly "durability-journal"?: boolean | undefined;
   readonly "max-persist-ms"?: string | undefined;
   readonly "max-apply-ms"?: string | undefined;
   readonly "max-clock-drift"?: string | undefined;
@@ -136,6 +138,7 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
     config.crashAt = { point: match[1], ...(match[2] === undefined ? {} : { after: Number(match[2]) }) };
   }
   if (flags["plant-bug"] !== undefined) config.plantedBugs = [...flags["plant-bug"]];
+  if (flags["durability-journal"] === true) config.durabilityJournal = true;
   const injectDivergenceAt = integerFlag("inject-divergence-at", flags["inject-divergence-at"]);
   if (injectDivergenceAt !== undefined) config.injectDivergenceAt = injectDivergenceAt;
   const maxPersistMs = integerFlag("max-persist-ms", flags["max-persist-ms"]);

@@ -61,6 +61,12 @@ export const serverConfigSchema = z
      * it catches them. Never in production.
      */
     plantedBugs: z.array(z.enum(PLANTED_BUGS)).default([]),
+    /**
+     * Test-only: the storage notes after every fsync how much of its log is
+     * durable, so that a fault campaign can emulate a power cut on a stopped
+     * replica (`losePower` in @synod/storage-fs). Never in production.
+     */
+    durabilityJournal: z.boolean().default(false),
     /** A leader whose disk writes take this long (median of its last eight) hands over to a follower (default: electionTicks × tickMs; 0 disables). */
     maxPersistMs: z.number().int().nonnegative().optional(),
     /** A leader whose applying of chosen slots takes this long (median of its last eight) hands over (default: electionTicks × tickMs; 0 disables). */

@@ -54,7 +54,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
           ...(config.tls.ca === undefined ? {} : { ca: readFileSync(config.tls.ca) }),
         };
 
-  const storage = await FileStorage.open(config.dataDir, { nodeId: config.id, expectExisting: config.rejoin, onCorruption: config.onCorruption === "rebuild" ? "rebuild" : "throw" });
+  const storage = await FileStorage.open(config.dataDir, { nodeId: config.id, expectExisting: config.rejoin, onCorruption: config.onCorruption === "rebuild" ? "rebuild" : "throw", durabilityJournal: config.durabilityJournal });
   if (storage.recovery.tornTail !== undefined) logger.warn("cut off a torn tail of the log", { ...storage.recovery.tornTail });
   const lost = storage.recovery.rebuild;
   if (lost !== undefined) {

@@ -16,6 +16,7 @@ import {
   isEmptyBatch,
 } from "@synod/core";
 import { syncDirectory } from "./atomic-file.js";
+import { noteDurable } from "./power-loss.js";
 import { encodeChosenMarks, encodeCommit, encodeRecord } from "./codec.js";
 import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageIdentityError, StorageWipedError } from "./errors.js";
 import { METADATA_FILE, type Metadata, readMetadata, writeMetadata } from "./metadata.js";
@@ -48,6 +49,12 @@ export interface FileStorageOptions {
    * always refused.
    */
   readonly onCorruption?: "throw" | "rebuild";
+  /**
+   * Test-only, for fault campaigns: note after every fdatasync how much of
+   * the log is durable (`power-loss.json`), so that `losePower` can cut a
+   * stopped replica back to what a power cut would have kept.
+   */
+  readonly durabilityJournal?: boolean;
 }
 
 /** What opening found: a torn tail that was cut off, leftovers removed, and what was replayed. */
@@ -135,13 +142,28 @@ export class FileStorage implements Storage {
 
   /** Opens (creating if new) the data directory and recovers its state; rebuilds a damaged one when `onCorruption` says so. */
   static async open(directory: string, options: FileStorageOptions): Promise<FileStorage> {
+    let storage: FileStorage;
     try {
-      return await FileStorage.recover(directory, options, undefined);
+      storage = await FileStorage.recover(directory, options, undefined);
     } catch (error) {
       if (options.onCorruption !== "rebuild" || !(error instanceof StorageCorruptionError)) throw error;
       const rebuild = await rebuildDamaged(directory, { nodeId: options.nodeId, incarnation: options.incarnation ?? 1 }, error);
-      return FileStorage.recover(directory, options, rebuild);
+      storage = await FileStorage.recover(directory, options, rebuild);
     }
+    if (options.durabilityJournal === true) {
+      storage.journal = true;
+      storage.noteDurable();
+    }
+    return storage;
+  }
+
+  /** Test-only (`durabilityJournal`): whether to note what is durable after every fdatasync. */
+  private journal = false;
+
+  /** Everything in the active segment is durable now (it was just synced, recovered or created). */
+  private noteDurable(): void {
+    const active = this.segments.at(-1);
+    if (this.journal && active !== undefined) noteDurable(this.directory, active.name, active.bytes);
   }
 
   private static async recover(directory: string, options: FileStorageOptions, rebuild: RebuildReport | undefined): Promise<FileStorage> {
@@ -337,6 +359,7 @@ export class FileStorage implements Storage {
       old.map((info) => info.name),
     );
     this.metadata = (await discardSnapshots(this.directory, metadata)).metadata;
+    this.noteDurable();
   }
 
   /** Waits for queued writes, then closes the files. */
@@ -404,6 +427,7 @@ export class FileStorage implements Storage {
       activeInfo.bytes += buffer.length;
       this.appendedBytes += buffer.length;
       this.durableCommits += 1;
+      this.noteDurable();
     }
     for (const batch of batches) this.image.applyBatch(batch);
     await this.updateMetadata(promised, truncateBefore, rebuilt);
@@ -456,5 +480,6 @@ export class FileStorage implements Storage {
     await this.active.close();
     this.active = next;
     this.segments.push({ name, firstCommit: this.nextCommit, bytes: 0, maxSlot: -1 });
+    this.noteDurable();
   }
 }

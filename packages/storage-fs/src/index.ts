@@ -3,3 +3,4 @@ export { StorageClosedError, StorageCorruptionError, StorageFailedError, Storage
 export type { Metadata } from "./metadata.js";
 export type { RebuildReport } from "./rebuild.js";
 export type { TornTail } from "./segments.js";
+export { POWER_LOSS_FILE, type PowerLoss, losePower } from "./power-loss.js";

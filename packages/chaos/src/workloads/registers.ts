@@ -1,8 +1,9 @@
 import type { SeededRandom } from "@synod/core";
-import { type KvClient, KvOperationError } from "@synod/app-kv";
+import type { KvClient } from "@synod/app-kv";
 import { type CasRegisterInput, type CasRegisterOutput, type Operation, casRegisterModel, checkOperations, formatCheckResult } from "@synod/testkit";
-import { ClientError } from "@synod/transport-ws";
 import type { CheckResult, OperationRecord } from "../run-record.js";
+import { classifyKvError, kvFinalClient, kvWorkerClients } from "./kv-clients.js";
+import { type Workload, type WorkloadContext, recorded } from "./workload.js";
 
 /**
  * Compare-and-set registers on a few KV keys: each worker, one operation at
@@ -12,19 +13,26 @@ import type { CheckResult, OperationRecord } from "../run-record.js";
  * report. An operation with no answer stays open-ended in the history: it
  * may have taken effect.
  */
-export class RegisterWorkload {
+export class RegisterWorkload implements Workload {
   readonly name = "register";
-  private readonly history = new Map<string, Operation<CasRegisterInput, CasRegisterOutput>[]>();
   readonly records: OperationRecord[] = [];
+  private readonly history = new Map<string, Operation<CasRegisterInput, CasRegisterOutput>[]>();
+  private readonly clients: KvClient[] = [];
 
   constructor(
-    private readonly keys: readonly string[],
-    /** Milliseconds since the run began: the clock of every record. */
-    private readonly clock: () => number,
+    private readonly context: WorkloadContext,
+    private readonly keys: readonly string[] = ["r0", "r1", "r2", "r3", "r4"],
+    private readonly workers = 4,
   ) {}
 
+  async run(random: SeededRandom, running: () => boolean): Promise<void> {
+    const clients = kvWorkerClients(this.context.urls, this.workers);
+    this.clients.push(...clients);
+    await Promise.all(clients.map((client, worker) => this.worker(worker, client, random.fork(), running)));
+  }
+
   /** One worker's loop until `running()` turns false. */
-  async run(worker: number, client: KvClient, random: SeededRandom, running: () => boolean): Promise<void> {
+  private async worker(worker: number, client: KvClient, random: SeededRandom, running: () => boolean): Promise<void> {
     const known = new Map<string, string | null>();
     for (let index = 0; running(); index += 1) {
       const key = this.keys[random.integer(this.keys.length)] as string;
@@ -57,7 +65,9 @@ export class RegisterWorkload {
   }
 
   /** A last linearizable read of every key, after the faults healed: nothing acknowledged may be lost. */
-  async finalReads(client: KvClient): Promise<void> {
+  async finish(): Promise<void> {
+    const client = kvFinalClient(this.context.urls);
+    this.clients.push(client);
     for (const key of this.keys) await this.record("final", key, { kind: "read" }, async () => ({ kind: "read", value: (await client.get(key))?.value ?? null }));
   }
 
@@ -72,21 +82,12 @@ export class RegisterWorkload {
     });
   }
 
+  async close(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((client) => client.close()));
+  }
+
   private async record(clientId: number | string, key: string, input: CasRegisterInput, call: () => Promise<CasRegisterOutput>): Promise<CasRegisterOutput | undefined> {
-    const start = this.clock();
-    let output: CasRegisterOutput | undefined;
-    let outcome: OperationRecord["outcome"];
-    try {
-      output = await call();
-      outcome = "ok";
-    } catch (error) {
-      // Refused by the store: it did not take effect. No answer: it may have.
-      if (error instanceof KvOperationError) outcome = "fail";
-      else if (error instanceof ClientError) outcome = "unknown";
-      else throw error;
-    }
-    const end = this.clock();
-    this.records.push({ workload: this.name, kind: input.kind, start, end: outcome === "unknown" ? undefined : end, outcome });
+    const { outcome, value: output, start, end } = await recorded(this.records, this.name, input.kind, this.context.clock, classifyKvError, call);
     // A failed operation is left out of the history; an unknown read tells nothing; an unknown write stays open.
     if (outcome === "fail" || (outcome === "unknown" && input.kind === "read")) return undefined;
     const operations = this.history.get(key) ?? [];

@@ -1,0 +1,62 @@
+import type { SeededRandom } from "@synod/core";
+import type { CheckResult, OperationRecord } from "../run-record.js";
+
+/** Where a workload's clients connect and the run's clock. */
+export interface WorkloadContext {
+  /** The replicas' client URLs (each one's fault proxy). */
+  readonly urls: readonly string[];
+  /** Milliseconds since the run began: the clock of every record. */
+  readonly clock: () => number;
+}
+
+/**
+ * One client workload of a run: it opens its own clients, runs its workers
+ * while the faults strike, joins a final read to its history once they
+ * healed, and then checks what it recorded.
+ */
+export interface Workload {
+  /** `register`, `append`, `bank`, `lock`...: the `workload` of its records. */
+  readonly name: string;
+  /** Every operation it issued, for the report. */
+  readonly records: readonly OperationRecord[];
+  /** Runs its workers until `running()` turns false; resolves when every worker has stopped. */
+  run(random: SeededRandom, running: () => boolean): Promise<void>;
+  /** After every fault healed and the workers stopped: final reads that join the history (nothing acknowledged may be lost). */
+  finish(): Promise<void>;
+  /** Its verdicts; `budgetMs` bounds the linearizability search (an `unknown` verdict fails). */
+  check(budgetMs: number): CheckResult[];
+  /** Closes every client it opened. */
+  close(): Promise<void>;
+}
+
+/** How an operation ended: `ok`, `fail` (it certainly did not take effect), `unknown` (it may have). */
+export type Outcome = OperationRecord["outcome"];
+
+/**
+ * Calls `call` and records it for the report: its outcome decided by
+ * `classify` from the error it threw (an error `classify` does not know is
+ * rethrown: a bug in the workload, not a fault).
+ */
+export async function recorded<T>(
+  records: OperationRecord[],
+  workload: string,
+  kind: string,
+  clock: () => number,
+  classify: (error: unknown) => "fail" | "unknown" | undefined,
+  call: () => Promise<T>,
+): Promise<{ readonly outcome: Outcome; readonly value: T | undefined; readonly start: number; readonly end: number }> {
+  const start = clock();
+  let value: T | undefined;
+  let outcome: Outcome;
+  try {
+    value = await call();
+    outcome = "ok";
+  } catch (error) {
+    const verdict = classify(error);
+    if (verdict === undefined) throw error;
+    outcome = verdict;
+  }
+  const end = clock();
+  records.push({ workload, kind, start, end: outcome === "unknown" ? undefined : end, outcome });
+  return { outcome, value, start, end };
+}
