@@ -70,7 +70,8 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     await cluster.boot(() => cluster.leaderBy(view, 30_000));
     const lastRoles = new Map<string, string>();
     const rebuildingDown = new Set<string>();
-    admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 1_000 });
+    // Patient: a change waits for a newcomer to catch up, and a retried request would find the first under way.
+    admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 25_000, operationTimeoutMs: 30_000 });
     const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuildingDown);
     const nemesis = new Nemesis(target, clock);
     const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuildingDown, clock, () => running);
@@ -135,7 +136,7 @@ function nemesisTarget(
 ): NemesisTarget {
   const ids = cluster.replicas.map((replica) => replica.id);
   const proxy = (id: string) => proxies.get(id) as FaultProxy;
-  const members = (request: Parameters<SynodClient["members"]>[0]) => admin.members(request, { signal: AbortSignal.timeout(20_000) });
+  const members = (request: Parameters<SynodClient["members"]>[0]) => admin.members(request, { signal: AbortSignal.timeout(30_000) });
   return {
     ids,
     leader: async () => {
@@ -189,7 +190,16 @@ function nemesisTarget(
       paused.delete(id);
       cluster.wipe(id);
       await cluster.join(id);
-      await members({ action: "add", id, endpoint: cluster.replica(id).url });
+      // An earlier request's change may still be under way (a retry after a lost answer): wait for it.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await members({ action: "add", id, endpoint: cluster.replica(id).url });
+          return;
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== "CHANGE_IN_PROGRESS" || attempt === 20) throw error;
+          await sleep(500);
+        }
+      }
     },
   };
 }
