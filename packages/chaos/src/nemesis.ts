@@ -184,7 +184,7 @@ export class Nemesis {
         const victim = any;
         if (await target.rebuilding()) {
           await target.kill(victim);
-          what = `${victim} (killed, not removed: a replica is rebuilding)`;
+          what = `${victim} (killed instead: a replica is rebuilding)`;
           heal = () => target.restart(victim);
           break;
         }

@@ -15,6 +15,8 @@ export interface OperationRecord {
   readonly end: number | undefined;
   /** `ok`: it took effect (or a read answered); `fail`: it certainly did not; `unknown`: it may have. */
   readonly outcome: "ok" | "fail" | "unknown";
+  /** Why it failed or has no answer: the error's code (or its name). */
+  readonly error?: string;
   /** Not a call to the cluster (a write to a resource beside it, say): it says nothing of the cluster's progress. */
   readonly local?: boolean;
 }

@@ -5,7 +5,7 @@ import type { CheckResult, OperationRecord } from "../run-record.js";
 import { type Workload, type WorkloadContext, recorded } from "./workload.js";
 
 /** One grant a worker was told of: the lock, its token, and when the holder last knew it held it. */
-interface Grant {
+export interface Grant {
   readonly worker: number;
   readonly session: string;
   readonly lock: string;
@@ -19,7 +19,7 @@ interface Grant {
 }
 
 /** A write to the fenced resource, in the order the resource saw them. */
-interface FencedWrite {
+export interface FencedWrite {
   readonly worker: number;
   readonly lock: string;
   readonly token: number;
@@ -83,7 +83,14 @@ export class LockWorkload implements Workload {
       const acquired = await recorded(this.records, this.name, "acquire", this.context.clock, classifyLockError, () => opened.acquire(lock, { timeoutMs: 1_500 }));
       const held = acquired.value;
       if (held === undefined) {
-        if (acquired.outcome === "unknown") await sleep(50);
+        // Refused by the service for this session (its state there is not what the client thinks, say after
+        // a withdrawal that did not get through): start over with a new session rather than insist.
+        if (acquired.error instanceof LockOperationError) {
+          opened.stop();
+          this.sessions.delete(opened);
+          session = undefined;
+        }
+        if (acquired.outcome !== "ok") await sleep(50);
         continue;
       }
       const grant: Grant = { worker, session: opened.id, lock, token: held.token, askedAt: acquired.start, grantedAt: acquired.end, lastHeldAt: acquired.end };
@@ -154,7 +161,7 @@ function classifyLockError(error: unknown): "fail" | "unknown" | undefined {
   return undefined;
 }
 
-function uniqueTokens(lock: string, grants: readonly Grant[]): CheckResult {
+export function uniqueTokens(lock: string, grants: readonly Grant[]): CheckResult {
   const byToken = new Map<number, Grant>();
   const twice: string[] = [];
   for (const grant of grants) {
@@ -165,7 +172,7 @@ function uniqueTokens(lock: string, grants: readonly Grant[]): CheckResult {
   return { name: `lock ${lock}: no token granted twice (${grants.length} grants)`, passed: twice.length === 0, detail: twice.length === 0 ? "every grant had a token of its own" : twice.slice(0, 20).join("\n") };
 }
 
-function tokensRise(lock: string, grants: readonly Grant[]): CheckResult {
+export function tokensRise(lock: string, grants: readonly Grant[]): CheckResult {
   // A grant that answered before another was asked for has the lower token.
   const byAnswer = [...grants].sort((x, y) => x.grantedAt - y.grantedAt);
   const late: string[] = [];
@@ -181,7 +188,7 @@ function tokensRise(lock: string, grants: readonly Grant[]): CheckResult {
   return { name: `lock ${lock}: tokens rise with time`, passed: late.length === 0, detail: late.length === 0 ? "each grant's token was higher than that of every grant answered before it was asked for" : late.slice(0, 20).join("\n") };
 }
 
-function oneHolderAtATime(lock: string, grants: readonly Grant[]): CheckResult {
+export function oneHolderAtATime(lock: string, grants: readonly Grant[]): CheckResult {
   // By token: no holder may still be sure of the lock once a higher token's grant has answered.
   const overlaps: string[] = [];
   let surest: Grant | undefined;
@@ -194,7 +201,7 @@ function oneHolderAtATime(lock: string, grants: readonly Grant[]): CheckResult {
   return { name: `lock ${lock}: one holder at a time`, passed: overlaps.length === 0, detail: overlaps.length === 0 ? `${grants.length} holders, none sure of the lock while another held it` : overlaps.slice(0, 20).join("\n") };
 }
 
-function fencedInOrder(lock: string, writes: readonly FencedWrite[], grants: readonly Grant[]): CheckResult {
+export function fencedInOrder(lock: string, writes: readonly FencedWrite[], grants: readonly Grant[]): CheckResult {
   const problems: string[] = [];
   const granted = new Set(grants.map((grant) => grant.token));
   let highest = 0;

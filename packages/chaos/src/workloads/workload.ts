@@ -44,10 +44,11 @@ export async function recorded<T>(
   clock: () => number,
   classify: (error: unknown) => "fail" | "unknown" | undefined,
   call: () => Promise<T>,
-): Promise<{ readonly outcome: Outcome; readonly value: T | undefined; readonly start: number; readonly end: number }> {
+): Promise<{ readonly outcome: Outcome; readonly value: T | undefined; readonly error: unknown; readonly start: number; readonly end: number }> {
   const start = clock();
   let value: T | undefined;
   let outcome: Outcome;
+  let failure: unknown;
   try {
     value = await call();
     outcome = "ok";
@@ -55,8 +56,17 @@ export async function recorded<T>(
     const verdict = classify(error);
     if (verdict === undefined) throw error;
     outcome = verdict;
+    failure = error;
   }
   const end = clock();
-  records.push({ workload, kind, start, end: outcome === "unknown" ? undefined : end, outcome });
-  return { outcome, value, start, end };
+  const code = failure === undefined ? undefined : errorCode(failure);
+  records.push({ workload, kind, start, end: outcome === "unknown" ? undefined : end, outcome, ...(code === undefined ? {} : { error: code }) });
+  return { outcome, value, error: failure, start, end };
+}
+
+/** An error's stable code when it has one, else its class's name. */
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : (error as { name?: unknown }).name === undefined ? undefined : String((error as { name?: unknown }).name);
 }
