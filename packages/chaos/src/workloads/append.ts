@@ -1,11 +1,11 @@
 import type { SeededRandom } from "@synod/core";
 import type { KvClient } from "@synod/app-kv";
-import { type Operation, checkOperations, formatCheckResult } from "@synod/testkit";
+import { type Operation, checkOperations } from "@synod/testkit";
 import type { CheckResult, OperationRecord } from "../run-record.js";
 import { kvFinalClient, kvWorkerClients } from "./kv-clients.js";
 import { type ListInput, type ListOutput, listAppendModel, renderList } from "./list-model.js";
 import { NotAppliedError, beforeWriting, classifyWorkloadError } from "./not-applied.js";
-import { type Workload, type WorkloadContext, recorded } from "./workload.js";
+import { type Workload, type WorkloadContext, explainFailure, recorded } from "./workload.js";
 
 /** Guarded writes one append sends before it gives up on a contended key (it then certainly did not take effect). */
 const APPEND_ATTEMPTS_MAX = 10;
@@ -176,7 +176,7 @@ export function checkListsLinearizable(histories: ReadonlyMap<string, readonly O
     budgetLeftMs -= result.statistics.elapsedMilliseconds;
     keysLeft -= 1;
     // The first failure is shown whole (the shortest failing part of its history); later ones only by key.
-    if (result.verdict === "not linearizable") failures.push(failures.length === 0 ? `${key}: ${formatCheckResult(result, listAppendModel)}` : key);
+    if (result.verdict === "not linearizable") failures.push(failures.length === 0 ? `${key}: ${explainFailure(listAppendModel, operations, result)}` : key);
     else if (result.verdict === "unknown") undecided.push(key);
   }
   const name = `append lists linearizable (${histories.size} keys, ${operationCount} operations)`;

@@ -49,6 +49,10 @@ export const listAppendModel: Model<ListState, ListInput, ListOutput> = {
     }
   },
 
+  // Removing an append breaks only the reads that hold its element (elements are unique): a read
+  // without it was linearized before it, and appends read nothing.
+  mayObserve: (observer, writer) => writer.input.kind === "append" && observer.output?.kind === "read" && observer.output.elements.includes(writer.input.element),
+
   // JSON keeps the encoding canonical whatever the elements contain (spaces included).
   hash: (state) => JSON.stringify(state),
 

@@ -1,9 +1,9 @@
 import type { SeededRandom } from "@synod/core";
 import type { KvClient } from "@synod/app-kv";
-import { type CasRegisterInput, type CasRegisterOutput, type Operation, casRegisterModel, checkOperations, formatCheckResult } from "@synod/testkit";
+import { type CasRegisterInput, type CasRegisterOutput, type Operation, casRegisterModel, checkOperations } from "@synod/testkit";
 import type { CheckResult, OperationRecord } from "../run-record.js";
 import { classifyKvError, kvFinalClient, kvWorkerClients } from "./kv-clients.js";
-import { type Workload, type WorkloadContext, recorded } from "./workload.js";
+import { type Workload, type WorkloadContext, explainFailure, recorded } from "./workload.js";
 
 /**
  * Compare-and-set registers on a few KV keys: each worker, one operation at
@@ -78,7 +78,7 @@ export class RegisterWorkload implements Workload {
       const operations = this.history.get(key) ?? [];
       const result = checkOperations(casRegisterModel, operations, { budget: { milliseconds: budgetMs / Math.max(1, keys.length) } });
       const passed = result.verdict === "linearizable";
-      return { name: `register ${key} linearizable (${operations.length} operations)`, passed, detail: passed ? result.verdict : formatCheckResult(result, casRegisterModel) };
+      return { name: `register ${key} linearizable (${operations.length} operations)`, passed, detail: passed ? result.verdict : explainFailure(casRegisterModel, operations, result) };
     });
   }
 

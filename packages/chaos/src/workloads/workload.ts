@@ -1,4 +1,5 @@
 import type { SeededRandom } from "@synod/core";
+import { type CheckResult as LinearizabilityResult, type Model, type Operation, formatCheckResult, formatShrunk, shrinkFailure } from "@synod/testkit";
 import type { CheckResult, OperationRecord } from "../run-record.js";
 
 /** Where a workload's clients connect and the run's clock. */
@@ -69,4 +70,20 @@ function errorCode(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" ? code : (error as { name?: unknown }).name === undefined ? undefined : String((error as { name?: unknown }).name);
+}
+
+/**
+ * What a failed linearizability check shows: the shortest failing part of
+ * the history the shrinker finds within `budgetMs` (operations removed while
+ * it stays non-linearizable, never one whose effect another observed), or,
+ * if it cannot start, the checker's own account.
+ */
+export function explainFailure<State, Input, Output>(model: Model<State, Input, Output>, operations: readonly Operation<Input, Output>[], result: LinearizabilityResult<Input, Output>, budgetMs = 3_000): string {
+  if (result.verdict !== "not linearizable") return formatCheckResult(result, model);
+  try {
+    const shrunk = shrinkFailure(model, operations, { failure: result, budget: { milliseconds: budgetMs } });
+    return `the shortest failing part found: ${shrunk.operations.length} of ${shrunk.originalCount} operations${shrunk.finished ? "" : " (the shrinker's time ran out)"}\n${formatShrunk(shrunk, model)}`;
+  } catch {
+    return formatCheckResult(result, model);
+  }
 }

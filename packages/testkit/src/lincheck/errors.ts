@@ -52,3 +52,16 @@ export class ModelDefinitionError extends Error {
     super(reason);
   }
 }
+
+/**
+ * `shrinkFailure` was given a history it cannot shrink: one that checks as
+ * linearizable, one whose check did not finish within the budget, or a
+ * `failure` result that does not belong to the history.
+ */
+export class ShrinkInputError extends Error {
+  override readonly name = "ShrinkInputError";
+
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}

@@ -18,7 +18,7 @@ export type {
 } from "./types.js";
 export { checkOperations } from "./check.js";
 export { operationsFromEvents } from "./events.js";
-export { HistoryParseError, HistoryValidationError, InvalidOperationError, ModelDefinitionError } from "./errors.js";
+export { HistoryParseError, HistoryValidationError, InvalidOperationError, ModelDefinitionError, ShrinkInputError } from "./errors.js";
 export {
   casRegisterModel,
   keyValueModel,
@@ -30,4 +30,5 @@ export {
   type RegisterValue,
 } from "./models.js";
 export { parseCasRegisterHistory, parseKeyValueHistory, type ParseOptions } from "./parse.js";
-export { formatCheckResult } from "./report.js";
+export { formatCheckResult, formatShrunk } from "./report.js";
+export { shrinkFailure, type FailingCheckResult, type ShrinkBudget, type ShrinkOptions, type ShrunkFailure } from "./shrink.js";

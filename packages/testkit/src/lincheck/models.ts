@@ -37,6 +37,62 @@ function renderRegisterValue(value: RegisterValue): string {
   return typeof value === "number" ? String(value) : JSON.stringify(value);
 }
 
+/** The value `operation` may leave in the register, or `undefined` when it never changes the state. */
+function valueWritten(operation: Operation<CasRegisterInput, CasRegisterOutput>): { readonly value: RegisterValue } | undefined {
+  const { input, output } = operation;
+  switch (input.kind) {
+    case "read":
+      return undefined;
+    case "write":
+      return { value: input.value };
+    case "cas": {
+      // A cas from a value to itself changes nothing, and a failed one neither.
+      if (input.from === input.to) return undefined;
+      const mayHaveSucceeded = output === undefined || (output as { succeeded: boolean }).succeeded;
+      return mayHaveSucceeded ? { value: input.to } : undefined;
+    }
+  }
+}
+
+/**
+ * `mayObserve` of the register. Say `writer` moved the register from `s` to
+ * `v` in some linearization; drop it, and the operations linearized after it
+ * while the register held `v` see `s` instead, until the next write puts
+ * things back. Among those:
+ * - a read returned `v`, a successful cas compared against `v`, a failed cas
+ *   that reports its `current` value reported `v`: all observe it;
+ * - a failed cas without `current` failed against `v` but might succeed
+ *   against `s`: observes, unless its `from` is `v` (then it could not have
+ *   run while the register held `v`);
+ * - an unknown-outcome cas from `v` may have taken effect there: observes.
+ *   One from another value had no effect there; against `s` it might, which
+ *   is harmless if it never returned (it can be linearized last instead) but
+ *   not if it returned: that one observes;
+ * - writes and unknown-outcome reads accept any state.
+ * Operations that returned before `writer` was called were linearized before
+ * it, and saw none of this.
+ */
+function registerMayObserve(
+  observer: Operation<CasRegisterInput, CasRegisterOutput>,
+  writer: Operation<CasRegisterInput, CasRegisterOutput>,
+): boolean {
+  const written = valueWritten(writer);
+  if (written === undefined || observer === writer || observer.return < writer.call) return false;
+  const { input, output } = observer;
+  switch (input.kind) {
+    case "read":
+      return output !== undefined && (output as { value: RegisterValue }).value === written.value;
+    case "write":
+      return false;
+    case "cas": {
+      if (output === undefined) return input.from === written.value || observer.return !== Number.POSITIVE_INFINITY;
+      const { succeeded, current } = output as { succeeded: boolean; current?: RegisterValue };
+      if (succeeded) return input.from === written.value;
+      return current === undefined ? input.from !== written.value : current === written.value;
+    }
+  }
+}
+
 function outputMismatch(input: { readonly kind: string }, output: { readonly kind: string }): never {
   throw new InvalidOperationError(`a ${input.kind} operation cannot have a ${output.kind} response`);
 }
@@ -64,6 +120,8 @@ export const casRegisterModel: Model<RegisterValue, CasRegisterInput, CasRegiste
   },
 
   hash: encodeRegisterValue,
+
+  mayObserve: registerMayObserve,
 
   describe(input, output) {
     const call =
@@ -134,6 +192,25 @@ function partitionByKey(
   return [...byKey.values()];
 }
 
+/**
+ * `mayObserve` of the map. Dropping a put or append of `x` changes the key's
+ * value only until the next put, and every value in between starts with `x`
+ * (after a put) or contains it (after an append); puts and appends accept
+ * any state, so only a get that returned such a value can notice.
+ * Operations that returned before `writer` was called saw none of it.
+ */
+function keyValueMayObserve(
+  observer: Operation<KeyValueInput, KeyValueOutput>,
+  writer: Operation<KeyValueInput, KeyValueOutput>,
+): boolean {
+  const written = writer.input;
+  if (written.kind === "get" || (written.kind === "append" && written.value === "")) return false;
+  if (observer === writer || observer.return < writer.call || observer.input.key !== written.key) return false;
+  if (observer.input.kind !== "get" || observer.output === undefined) return false;
+  const value = (observer.output as { value: string }).value;
+  return written.kind === "put" ? value.startsWith(written.value) : value.includes(written.value);
+}
+
 /** A map of strings with get, put and append; keys are independent, so histories are partitioned by key. */
 export const keyValueModel: Model<KeyValueState, KeyValueInput, KeyValueOutput> = {
   init: () => EMPTY_MAP,
@@ -155,6 +232,8 @@ export const keyValueModel: Model<KeyValueState, KeyValueInput, KeyValueOutput> 
   hash: encodeKeyValueState,
 
   partition: partitionByKey,
+
+  mayObserve: keyValueMayObserve,
 
   describe(input, output) {
     const call =

@@ -1,5 +1,6 @@
 /** Human-readable rendering of check results, for the CLI and test failure messages. */
 
+import type { ShrunkFailure } from "./shrink.js";
 import type { CheckResult, Model, Operation } from "./types.js";
 
 function describeOperation<State, Input, Output>(model: Model<State, Input, Output>, operation: Operation<Input, Output>): string {
@@ -44,5 +45,24 @@ export function formatCheckResult<State, Input, Output>(result: CheckResult<Inpu
     const marker = inPrefix.has(operation) ? " " : "*";
     lines.push(`  ${marker} [${formatTime(operation.call)}, ${formatTime(operation.return)}] client ${operation.clientId}: ${describeOperation(model, operation)}`);
   }
+  return lines.join("\n");
+}
+
+/**
+ * Renders a shrunk failure compactly: its operations by call time, numbered,
+ * with [call, return] and client, then the longest linearizable prefix the
+ * search found among them, by number (the violation lies just after it).
+ */
+export function formatShrunk<State, Input, Output>(shrunk: ShrunkFailure<Input, Output>, model: Model<State, Input, Output>): string {
+  const { operations, result, originalCount, checks, elapsedMilliseconds, finished } = shrunk;
+  const effort = `${checks} checks, ${elapsedMilliseconds.toFixed(1)} ms${finished ? "" : ", time budget ran out"}`;
+  const lines = [`not linearizable: these ${operations.length} of ${originalCount} operations (shrunk in ${effort}):`];
+  const numberOf = new Map<Operation<Input, Output>, number>();
+  operations.forEach((operation, index) => {
+    numberOf.set(operation, index + 1);
+    lines.push(`  #${index + 1} [${formatTime(operation.call)}, ${formatTime(operation.return)}] client ${operation.clientId}: ${describeOperation(model, operation)}`);
+  });
+  const prefix = result.failingPartition.longestLinearizablePrefix.map((operation) => `#${numberOf.get(operation) ?? "?"}`);
+  lines.push(`longest linearizable prefix: ${prefix.length === 0 ? "(none)" : prefix.join(" ")}`);
   return lines.join("\n");
 }

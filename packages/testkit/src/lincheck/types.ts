@@ -83,6 +83,24 @@ export interface ModelBehaviour<State, Input, Output> {
    * Without it the history is checked as a single partition.
    */
   partition?(operations: readonly Operation<Input, Output>[]): readonly (readonly Operation<Input, Output>[])[];
+  /**
+   * Whether `observer` may depend on `writer` having taken effect: it may
+   * have been linearized while the state still reflected `writer`'s effect,
+   * and is not sure to stay legal (or to have the same effect) without it.
+   * Only `shrinkFailure` asks, to know which operations it may drop from a
+   * failing history without manufacturing a violation; without this hook it
+   * drops none. It only asks about an `observer` that may follow `writer`,
+   * one that returned no earlier than `writer` was called.
+   *
+   * The contract: take a linearizable history and a set of its operations
+   * such that no operation outside the set that may follow one of them may
+   * observe it; the history without the set is linearizable too. So an
+   * operation that never changes the state (a read, a failed cas) is
+   * observed by nobody, and answering `true` when unsure is always safe; a
+   * wrong `false` lets the shrinker report a violation the original history
+   * does not have.
+   */
+  mayObserve?(observer: Operation<Input, Output>, writer: Operation<Input, Output>): boolean;
   /** Renders an operation for reports, e.g. `cas(1, 2) -> failed`. */
   describe?(input: Input, output: Output | undefined): string;
   /** Renders a state for reports. */
