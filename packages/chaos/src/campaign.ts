@@ -22,7 +22,7 @@ export interface CampaignOptions {
   readonly bugs?: readonly string[];
 }
 
-const CHECK_BUDGET_MS = 30_000;
+const CHECK_BUDGET_MS = 60_000;
 const PROGRESS_WITHIN_MS = 10_000;
 /** Load goes on this long after every fault healed: the cluster must serve it (Jepsen's recovery phase). */
 const RECOVERY_MS = 5_000;
