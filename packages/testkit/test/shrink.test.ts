@@ -17,42 +17,16 @@ import {
   parseKeyValueHistory,
   shrinkFailure,
   ShrinkInputError,
-  type CasRegisterInput,
   type CasRegisterOutput,
-  type ClientId,
   type KeyValueInput,
   type KeyValueOutput,
   type Model,
   type Operation,
   type RegisterValue,
 } from "../src/lincheck/index.js";
+import { NEVER, type RegisterOperation, cas, read, write } from "./register-history.js";
 
-type RegisterOperation = Operation<CasRegisterInput, CasRegisterOutput>;
 type MapOperation = Operation<KeyValueInput, KeyValueOutput>;
-const NEVER = Number.POSITIVE_INFINITY;
-
-const write = (value: number, call: number, returned: number, clientId = 0): RegisterOperation => ({
-  clientId,
-  input: { kind: "write", value },
-  output: returned === NEVER ? undefined : { kind: "write" },
-  call,
-  return: returned,
-});
-const read = (value: RegisterValue, call: number, returned: number, clientId: ClientId = 1): RegisterOperation => ({
-  clientId,
-  input: { kind: "read" },
-  output: { kind: "read", value },
-  call,
-  return: returned,
-});
-/** `succeeded` undefined: unknown outcome, open to the end. */
-const cas = (from: RegisterValue, to: number, succeeded: boolean | undefined, call: number, returned: number, clientId = 2): RegisterOperation => ({
-  clientId,
-  input: { kind: "cas", from, to },
-  output: succeeded === undefined ? undefined : { kind: "cas", succeeded },
-  call,
-  return: succeeded === undefined ? NEVER : returned,
-});
 
 /** Every shrunk history must pass these, whatever the input. */
 function expectTrueWitness<State, Input, Output>(
