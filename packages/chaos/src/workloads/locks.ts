@@ -105,10 +105,13 @@ export class LockWorkload implements Workload {
         session = undefined;
         continue;
       }
-      for (let write = 1 + random.integer(3); write > 0 && running(); write -= 1) {
+      // Most holds are short; one in five lasts a second or two, long enough for a fault to strike while
+      // the lock is held (a leader lost, a session to renew through an election).
+      const writes = random.float() < 0.2 ? 10 + random.integer(10) : 1 + random.integer(3);
+      for (let write = writes; write > 0 && running(); write -= 1) {
         if (!this.stillHeld(held, grant)) break;
         this.write(grant, false);
-        await sleep(random.integer(60));
+        await sleep(writes > 3 ? 100 : random.integer(60));
       }
       if (this.stillHeld(held, grant)) {
         await recorded(this.records, this.name, "release", this.context.clock, classifyLockError, () => held.release());
