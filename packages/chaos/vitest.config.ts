@@ -6,5 +6,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
+    // The campaigns start clusters of real processes: one file at a time, so nothing else competes with them.
+    fileParallelism: false,
   },
 });
