@@ -73,12 +73,17 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     const lastRoles = new Map<string, string>();
     const rebuildingDown = new Set<string>();
     // Patient: a change waits for a newcomer to catch up, and a retried request would find the first under way.
-    admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 25_000, operationTimeoutMs: 30_000 });
+    admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 70_000, operationTimeoutMs: 90_000 });
     const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuildingDown);
     const nemesis = new Nemesis(target, clock);
     const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuildingDown, clock, () => running);
     workloads = service.workloads({ urls: cluster.urls, clock });
-    const load = Promise.all(workloads.map((workload) => workload.run(workloadRandom.fork(), () => running)));
+    // Settled from the start: a workload that throws (a bug of its own) must not take the process down
+    // before the cluster is stopped; its error is the run's, once the faults are done.
+    const load = Promise.all(workloads.map((workload) => workload.run(workloadRandom.fork(), () => running))).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     const loadStartedAt = clock();
     const faults = nemesis.run(plan, loadStartedAt);
     await Promise.all([faults, sleep(loadMs)]);
@@ -91,7 +96,8 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     for (const replica of cluster.replicas) if (replica.child === undefined) await cluster.restart(replica.id);
     await sleep(RECOVERY_MS);
     running = false;
-    await load;
+    const broken = await load;
+    if (broken !== undefined) throw broken;
     const healed = await cluster.leaderBy(view, 30_000).then(
       (leader): CheckResult => ({ name: "a leader once every fault healed", passed: true, detail: `${leader} leads` }),
       (error: unknown): CheckResult => ({ name: "a leader once every fault healed", passed: false, detail: (error as Error).message }),
@@ -139,7 +145,7 @@ function nemesisTarget(
 ): NemesisTarget {
   const ids = cluster.replicas.map((replica) => replica.id);
   const proxy = (id: string) => proxies.get(id) as FaultProxy;
-  const members = (request: Parameters<SynodClient["members"]>[0]) => admin.members(request, { signal: AbortSignal.timeout(30_000) });
+  const members = (request: Parameters<SynodClient["members"]>[0]) => admin.members(request, { signal: AbortSignal.timeout(90_000) });
   return {
     ids,
     leader: async () => {
@@ -194,22 +200,28 @@ function nemesisTarget(
       cluster.wipe(id);
       await cluster.join(id);
       // An earlier request's change may still be under way (a retry after a lost answer): wait for it.
+      // (The server waits up to 60 s for the newcomer to catch up; the client waits longer.)
       for (let attempt = 1; ; attempt += 1) {
         try {
           await members({ action: "add", id, endpoint: cluster.replica(id).url });
           break;
         } catch (error) {
-          if ((error as { code?: unknown }).code !== "CHANGE_IN_PROGRESS" || attempt === 20) throw error;
+          if ((error as { code?: unknown }).code !== "CHANGE_IN_PROGRESS" || attempt === 120) throw error;
           await sleep(500);
         }
       }
       // Until every replica has passed the slot the new configuration governs from, a leader elected
       // meanwhile would also need a quorum of the smaller one (whose every member is then essential).
+      // Judged against the newest configuration any replica knows, so one that has not learned it is not settled.
       const settled = async () => {
         const views = await Promise.all(cluster.replicas.filter((replica) => replica.child !== undefined && !paused.has(replica.id)).map((replica) => view(replica.url)));
-        return views.every((seen) => seen !== undefined && (seen.firstUnchosen ?? 0) > (seen.configEffectiveSlot ?? 0));
+        const newest = Math.max(0, ...views.map((seen) => seen?.configEffectiveSlot ?? 0));
+        return views.every((seen) => seen !== undefined && (seen.firstUnchosen ?? 0) > newest);
       };
-      for (let attempt = 0; attempt < 100 && !(await settled()); attempt += 1) await sleep(100);
+      for (let attempt = 0; !(await settled()); attempt += 1) {
+        if (attempt === 150) throw Object.assign(new Error("added, but the replicas did not all pass the new configuration's first slot within 15 s"), { code: "NOT_SETTLED" });
+        await sleep(100);
+      }
     },
   };
 }

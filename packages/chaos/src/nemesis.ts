@@ -70,6 +70,8 @@ export interface NemesisTarget {
 export class Nemesis {
   readonly windows: FaultWindow[] = [];
   private stopped = false;
+  /** Replicas a membership fault took out and could not bring back. */
+  private readonly outOfConfiguration = new Set<string>();
 
   constructor(
     private readonly target: NemesisTarget,
@@ -171,17 +173,30 @@ export class Nemesis {
         // synced is gone (the servers run with --durability-journal, which notes what was synced).
         // Anything acknowledged must have been durable on a majority, and survives.
         await Promise.all(ids.map((id) => target.kill(id)));
-        const lost = ids.map((id) => losePower(target.dataDirectory(id))?.lostBytes ?? 0);
-        what = `all (unsynced bytes lost: ${lost.join(", ")})`;
+        // Whatever happens to one replica's log, every replica starts again.
         heal = async () => {
           for (const id of ids) await target.restart(id);
         };
+        const lost = ids.map((id) => {
+          try {
+            return String(losePower(target.dataDirectory(id))?.lostBytes ?? 0);
+          } catch (error) {
+            return `? (${(error as Error).message})`;
+          }
+        });
+        what = `all (unsynced bytes lost: ${lost.join(", ")})`;
         break;
       }
       case "membership": {
         // Any voter, the leader too, taken out of the configuration and later brought back. Not while a
         // replica rebuilds: the smaller configuration could then hold too few trusted voters to go on.
         const victim = any;
+        if (this.outOfConfiguration.size > 0) {
+          await target.kill(victim);
+          what = `${victim} (killed instead: ${[...this.outOfConfiguration].join(", ")} never came back)`;
+          heal = () => target.restart(victim);
+          break;
+        }
         if (await target.rebuilding()) {
           await target.kill(victim);
           what = `${victim} (killed instead: a replica is rebuilding)`;
@@ -197,6 +212,8 @@ export class Nemesis {
         what = victim;
         heal = () =>
           target.rejoin(victim).catch((error: unknown) => {
+            // Still out (or not settled): later membership faults are kills, so the configuration shrinks no further.
+            this.outOfConfiguration.add(victim);
             what = `${victim} (not added back: ${(error as Error).message.split("\n")[0]})`;
           });
         break;

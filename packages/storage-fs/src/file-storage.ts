@@ -223,6 +223,9 @@ export class FileStorage implements Storage {
     if (fresh) await syncDirectory(directory);
     const activeInfo = scan.segments.at(-1) as SegmentInfo;
     const active = await open(join(directory, activeInfo.name), "a");
+    // What recovery read of the active segment may have come from the page cache alone (the process died
+    // between a write and its fsync): make it durable before the replica acts on it (a promise, a vote).
+    await active.datasync();
     const report: RecoveryReport = {
       fresh,
       tornTail: scan.tornTail,

@@ -236,6 +236,8 @@ export class LockSession {
   private state: SessionState = "safe";
   private readonly listeners = new Set<Listener>();
   private readonly held = new Map<string, AbortController>();
+  /** Withdrawals of abandoned acquires still under way, by lock. */
+  private readonly abandoning = new Map<string, Promise<void>>();
   private localDeadline: number;
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Fires at the local deadline, whether or not keepalives still run. */
@@ -270,6 +272,8 @@ export class LockSession {
 
   async acquire(lock: string, options: AcquireOptions = {}): Promise<HeldLock> {
     options.signal?.throwIfAborted();
+    // A withdrawal of an earlier attempt at this lock still under way would release this one's grant.
+    await this.abandoning.get(lock);
     const wait = options.wait ?? true;
     const base = { session: this.id, secret: this.secret, lock };
     let result: LockResult;
@@ -323,8 +327,19 @@ export class LockSession {
     }
   }
 
-  /** Best effort: withdraws a wait (or releases a grant) the caller no longer expects. */
-  private async abandon(lock: string): Promise<void> {
+  /**
+   * Best effort: withdraws a wait (or releases a grant) the caller no longer
+   * expects. The next acquire of the lock waits for it to finish.
+   */
+  private abandon(lock: string): Promise<void> {
+    const withdrawal = this.withdraw(lock).finally(() => {
+      if (this.abandoning.get(lock) === withdrawal) this.abandoning.delete(lock);
+    });
+    this.abandoning.set(lock, withdrawal);
+    return withdrawal;
+  }
+
+  private async withdraw(lock: string): Promise<void> {
     const base = { session: this.id, secret: this.secret, lock };
     await this.owner.command({ type: "cancel", ...base }).catch(() => undefined);
     const state = await this.owner.awaitGrant(this.id, this.secret, lock, 1).catch(() => undefined);

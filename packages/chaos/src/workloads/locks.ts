@@ -93,7 +93,8 @@ export class LockWorkload implements Workload {
         if (acquired.outcome !== "ok") await sleep(50);
         continue;
       }
-      const grant: Grant = { worker, session: opened.id, lock, token: held.token, askedAt: acquired.start, grantedAt: acquired.end, lastHeldAt: acquired.end };
+      // A grant whose answer came after the session's local deadline was never trusted: it was sure of nothing.
+      const grant: Grant = { worker, session: opened.id, lock, token: held.token, askedAt: acquired.start, grantedAt: acquired.end, lastHeldAt: held.held ? acquired.end : Number.NEGATIVE_INFINITY };
       this.grants.push(grant);
       if (random.float() < 0.1) {
         // A pause longer than the session: keepalives stop, the cluster expires the session, and the holder
