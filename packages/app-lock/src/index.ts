@@ -5,7 +5,7 @@ export { MAX_LOCK_DELAY_MS, MAX_NAME_LENGTH, MAX_PERMITS, lockOpSchema, lockQuer
 export { LockSnapshotInvalidError, decodeLockSnapshot, encodeLockSnapshot } from "./snapshot.js";
 export { Election, LockClient, LockSession, LockWaitError, type Leadership, type AcquireOptions, type HeldLock, type LockClientOptions, type SessionOptions, type SessionState } from "./client/lock-client.js";
 export { hashSecret, lockClientHandler, toLockOp, wireOpSchema, wireQuerySchema, type AwaitGrantResult, type WireLockOp } from "./service/handler.js";
-export { SessionKeeper, type KeeperOptions, type LockNode } from "./service/keeper.js";
+export { LOCK_PLANTED_BUGS, SessionKeeper, type KeeperOptions, type LockNode, type LockPlantedBug } from "./service/keeper.js";
 export { startLockServer, type RunningLockServer } from "./service/serve.js";
 export { LockEventFeed, lockWatchSchema, type LockEventBatch, type LockWatchQuery } from "./service/event-feed.js";
 export { FenceGuard } from "./fence-guard.js";

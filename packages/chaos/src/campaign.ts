@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { SeededRandom } from "@synod/core";
+import { PLANTED_BUGS, SeededRandom } from "@synod/core";
 import { SynodClient } from "@synod/transport-ws";
 import { ServeCluster, type ServeReplicaStatus } from "@synod/testkit/processes";
 import { Nemesis, type NemesisTarget, planFaults } from "./nemesis.js";
@@ -18,7 +18,7 @@ export interface CampaignOptions {
   readonly workDirectory: string;
   /** The command that replays this run (its seed included), for the report. */
   readonly replay: string;
-  /** Known protocol bugs planted in every replica (`--plant-bug`), to show that the campaign catches them. */
+  /** Known bugs planted in every replica, to show that the campaign catches them: protocol bugs (`--plant-bug`) or the service's own (`--plant-app-bug`). */
   readonly bugs?: readonly string[];
 }
 
@@ -54,7 +54,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     script: await service.script(),
     size: options.replicas,
     tickMs: 20,
-    flags: ["--check-every-ms", "500", "--durability-journal", ...(options.bugs ?? []).flatMap((bug) => ["--plant-bug", bug])],
+    flags: ["--check-every-ms", "500", "--durability-journal", ...(options.bugs ?? []).flatMap((bug) => [(PLANTED_BUGS as readonly string[]).includes(bug) ? "--plant-bug" : "--plant-app-bug", bug])],
     advertise: async (id, listenPort) => {
       const proxy = new FaultProxy({ target: { host: "127.0.0.1", port: listenPort }, seed: proxyRandom.integer(2 ** 31) });
       proxies.set(id, proxy);

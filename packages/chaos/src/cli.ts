@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { LOCK_PLANTED_BUGS } from "@synod/app-lock";
 import { PLANTED_BUGS } from "@synod/core";
 import { runCampaign } from "./campaign.js";
 import { SERVICE_NAMES, type ServiceName } from "./services.js";
@@ -21,8 +22,9 @@ history and writes a report per run.
                 default: kv for the first run, then lock, kv, ... in turn
   --replicas R  3 or 5 (default 3)
   --out DIR     where the reports go (default ./chaos-reports)
-  --bug NAME    plant a known protocol bug in every replica (${PLANTED_BUGS.join(", ")}):
-                the campaign should then fail`;
+  --bug NAME    plant a known bug in every replica, and the campaign should then fail:
+                a protocol bug (${PLANTED_BUGS.join(", ")}),
+                or the lock service's (${LOCK_PLANTED_BUGS.join(", ")}; implies --service lock)`;
 
 function fail(message: string): never {
   process.stderr.write(`synod-chaos: ${message}\n${USAGE}\n`);
@@ -58,13 +60,15 @@ if (seconds < 5) fail("--seconds must be at least 5");
 const service = values.service as string | undefined;
 if (service !== undefined && !(SERVICE_NAMES as readonly string[]).includes(service)) fail(`--service is ${SERVICE_NAMES.join(" or ")}, not ${JSON.stringify(service)}`);
 const bugs = (values.bug as string[] | undefined) ?? [];
-for (const bug of bugs) if (!(PLANTED_BUGS as readonly string[]).includes(bug)) fail(`unknown bug ${JSON.stringify(bug)}`);
+const lockBugs = bugs.filter((bug) => (LOCK_PLANTED_BUGS as readonly string[]).includes(bug));
+for (const bug of bugs) if (!(PLANTED_BUGS as readonly string[]).includes(bug) && !lockBugs.includes(bug)) fail(`unknown bug ${JSON.stringify(bug)}`);
+if (lockBugs.length > 0 && service === "kv") fail(`${lockBugs.join(", ")} is a bug of the lock service: not with --service kv`);
 const out = resolve(process.env.INIT_CWD ?? process.cwd(), (values.out as string | undefined) ?? "chaos-reports");
 
 let failed = 0;
 for (let run = 0; run < runs; run += 1) {
   const seed = firstSeed + run;
-  const runService = (service ?? SERVICE_NAMES[run % SERVICE_NAMES.length]) as ServiceName;
+  const runService = (service ?? (lockBugs.length > 0 ? "lock" : SERVICE_NAMES[run % SERVICE_NAMES.length])) as ServiceName;
   const workDirectory = mkdtempSync(join(tmpdir(), "synod-chaos-"));
   const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --service ${runService} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
   try {

@@ -26,6 +26,7 @@ export const SERVE_FLAGS = {
   "crash-at": { type: "string" },
   "inject-divergence-at": { type: "string" },
   "plant-bug": { type: "string", multiple: true },
+  "plant-app-bug": { type: "string", multiple: true },
   "durability-journal": { type: "boolean" },
   "max-persist-ms": { type: "string" },
   "max-apply-ms": { type: "string" },
@@ -55,6 +56,7 @@ export interface ServeFlagValues {
   readonly "crash-at"?: string | undefined;
   readonly "inject-divergence-at"?: string | undefined;
   readonly "plant-bug"?: readonly string[] | undefined;
+  readonly "plant-app-bug"?: readonly string[] | undefined;
   readonly "durability-journal"?: boolean | undefined;
   readonly "max-persist-ms"?: string | undefined;
   readonly "max-apply-ms"?: string | undefined;
@@ -138,6 +140,7 @@ export function configFromServeFlags(flags: ServeFlagValues): Record<string, unk
     config.crashAt = { point: match[1], ...(match[2] === undefined ? {} : { after: Number(match[2]) }) };
   }
   if (flags["plant-bug"] !== undefined) config.plantedBugs = [...flags["plant-bug"]];
+  if (flags["plant-app-bug"] !== undefined) config.appBugs = [...flags["plant-app-bug"]];
   if (flags["durability-journal"] === true) config.durabilityJournal = true;
   const injectDivergenceAt = integerFlag("inject-divergence-at", flags["inject-divergence-at"]);
   if (injectDivergenceAt !== undefined) config.injectDivergenceAt = injectDivergenceAt;

@@ -62,6 +62,12 @@ export const serverConfigSchema = z
      */
     plantedBugs: z.array(z.enum(PLANTED_BUGS)).default([]),
     /**
+     * Test-only: known bugs planted in the application on top (its own list,
+     * `appBugs` of `startServer`'s options; a name the application does not
+     * know is refused). Never in production.
+     */
+    appBugs: z.array(z.string().regex(/^[a-z][a-z-]*$/).max(64)).default([]),
+    /**
      * Test-only: the storage notes after every fsync how much of its log is
      * durable, so that a fault campaign can emulate a power cut on a stopped
      * replica (`losePower` in @synod/storage-fs). Never in production.

@@ -2,7 +2,7 @@ import { readFileSync, writeSync } from "node:fs";
 import { type FailureHooks, type FailurePoint, type StateMachine, SynodNode, collectChunks, snapshotChunks } from "@synod/core";
 import { FileStorage } from "@synod/storage-fs";
 import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, nodeClientHandler } from "@synod/transport-ws";
-import { type ServerConfig, parseServerConfig } from "./config.js";
+import { ConfigError, type ServerConfig, parseServerConfig } from "./config.js";
 import { withMembership } from "./membership-admin.js";
 import { MetricsRegistry } from "./metrics.js";
 
@@ -38,9 +38,13 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
      * boundary and to serve streams.
      */
     clients?: (node: SynodNode<Op, Test, Result, Query, QueryResult>, endpointOf: (id: string) => string | undefined, metrics: MetricsRegistry) => ClientHandler;
+    /** Test-only: the bugs this application can plant in itself (`appBugs` in the configuration names some of them). */
+    appBugs?: readonly string[];
   } = {},
 ): Promise<RunningServer<Op, Test, Result, Query, QueryResult>> {
   const config = parseServerConfig(input);
+  const unknownBugs = config.appBugs.filter((bug) => !(options.appBugs ?? []).includes(bug));
+  if (unknownBugs.length > 0) throw new ConfigError(unknownBugs.map((bug) => `appBugs: this application plants no bug ${JSON.stringify(bug)} (it knows: ${(options.appBugs ?? []).join(", ") || "none"})`));
   const logger = options.logger ?? jsonLogger({ level: config.logLevel, fields: { node: config.id } });
   const self = config.members.find((member) => member.id === config.id) as { id: string; url: string };
   const ownUrl = new URL(self.url);
@@ -203,6 +207,7 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     security: describeSecurity(config),
   });
   if (config.plantedBugs.length > 0) logger.warn("TEST ONLY: known protocol bugs planted in this replica (--plant-bug)", { bugs: config.plantedBugs });
+  if (config.appBugs.length > 0) logger.warn("TEST ONLY: known application bugs planted in this replica (--plant-app-bug)", { bugs: config.appBugs });
   if (config.secret === undefined) logger.warn("PLAINTEXT DEV CLUSTER: no cluster secret, no TLS; peers are not authenticated. Allowed on loopback only.");
   else if (config.tls === undefined) logger.warn("no TLS: peers authenticate with the cluster secret, but traffic is not encrypted");
 

@@ -11,7 +11,20 @@ export interface KeeperOptions {
   readonly intervalMs?: number;
   /** How often the leader writes one `renew-sessions` entry for every session kept alive since the last (default 250 ms). */
   readonly renewEveryMs?: number;
+  /** Test-only: known bugs planted in the keeper (`LOCK_PLANTED_BUGS`), so a fault campaign can show it catches them. */
+  readonly bugs?: ReadonlySet<LockPlantedBug>;
 }
+
+/** Bugs a test can plant in the lock service (the servers' test-only `--plant-app-bug`). */
+export const LOCK_PLANTED_BUGS = [
+  /**
+   * A keepalive is answered with the session's whole TTL, as if the renewal
+   * were already in the log: a leader that was deposed without knowing it
+   * keeps its clients sure of their locks after the new leader expired them.
+   */
+  "keepalive-full-ttl",
+] as const;
+export type LockPlantedBug = (typeof LOCK_PLANTED_BUGS)[number];
 
 export type KeepaliveAnswer =
   | { readonly ok: true; readonly ttlMs: number; readonly remainingMs: number }
@@ -37,6 +50,7 @@ export class SessionKeeper {
   private noted = new Set<string>();
   private lastRenewAt = 0;
   private inFlight = false;
+  private readonly bugs: ReadonlySet<LockPlantedBug>;
 
   constructor(
     private readonly node: LockNode,
@@ -46,6 +60,7 @@ export class SessionKeeper {
   ) {
     this.clock = new LogTimeEstimator(() => node.logTime);
     this.renewEveryMs = options.renewEveryMs ?? 250;
+    this.bugs = options.bugs ?? new Set();
     this.timer = setInterval(() => this.run(), options.intervalMs ?? 25);
     this.timer.unref?.();
   }
@@ -64,6 +79,7 @@ export class SessionKeeper {
     if (session === undefined) return { ok: false, error: lockErrors.sessionNotFound(id) };
     if (session.secretHash !== secretHash) return { ok: false, error: lockErrors.sessionAuthFailed(id) };
     this.noted.add(id);
+    if (this.bugs.has("keepalive-full-ttl")) return { ok: true, ttlMs: session.ttlMs, remainingMs: session.ttlMs };
     return { ok: true, ttlMs: session.ttlMs, remainingMs: Math.max(0, session.deadline - this.clock.estimate()) };
   }
 

@@ -4,7 +4,7 @@ import { LockMachine } from "../lock-machine.js";
 import type { LockOp, LockQueryOp, LockQueryResult, LockResult } from "../ops.js";
 import { LockEventFeed } from "./event-feed.js";
 import { lockClientHandler } from "./handler.js";
-import { type LockNode, SessionKeeper } from "./keeper.js";
+import { LOCK_PLANTED_BUGS, type LockNode, type LockPlantedBug, SessionKeeper } from "./keeper.js";
 import { lockMetrics } from "./metrics.js";
 
 export interface RunningLockServer extends RunningServer<LockOp, never, LockResult, LockQueryOp, LockQueryResult> {
@@ -32,13 +32,14 @@ export async function startLockServer(input: unknown, options: { logger?: Logger
     clients: (node, endpointOf, registry) => {
       const metrics = lockMetrics(registry, machine);
       const log = { warn: (message: string, fields?: Record<string, unknown>) => logger?.warn(message, fields) };
-      keeper = new SessionKeeper(node as LockNode, machine, log, { renewEveryMs: Math.max(20, Math.floor(minSessionTtlMs / 6)) });
+      keeper = new SessionKeeper(node as LockNode, machine, log, { renewEveryMs: Math.max(20, Math.floor(minSessionTtlMs / 6)), bugs: new Set(config.appBugs as LockPlantedBug[]) });
       node.on("applied", () => {
         feed.onApplied();
         metrics.onApplied();
       });
       return lockClientHandler(node as LockNode, machine, keeper, feed, endpointOf, metrics);
     },
+    appBugs: LOCK_PLANTED_BUGS,
   });
   logger = running.logger;
   return {
