@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { PLANTED_BUGS, SeededRandom } from "@synod/core";
 import { SynodClient } from "@synod/transport-ws";
 import { ServeCluster, type ServeReplicaStatus } from "@synod/testkit/processes";
-import { Nemesis, type NemesisTarget, planFaults } from "./nemesis.js";
+import { Nemesis, type NemesisTarget, RECOVERY_WAIT_MS, planFaults } from "./nemesis.js";
 import { FaultProxy } from "./proxy.js";
 import type { CheckResult, FaultWindow, OperationRecord, RoleSample, RunRecord } from "./run-record.js";
 import { SERVICES, type ServiceName, type ServiceUnderTest } from "./services.js";
@@ -23,7 +23,7 @@ export interface CampaignOptions {
 }
 
 const CHECK_BUDGET_MS = 60_000;
-const PROGRESS_WITHIN_MS = 10_000;
+const PROGRESS_WITHIN_MS = RECOVERY_WAIT_MS;
 /** Load goes on this long after every fault healed: the cluster must serve it (Jepsen's recovery phase). */
 const RECOVERY_MS = 5_000;
 
@@ -74,7 +74,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     const rebuildingDown = new Set<string>();
     // Patient: a change waits for a newcomer to catch up, and a retried request would find the first under way.
     admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 70_000, operationTimeoutMs: 90_000 });
-    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuildingDown);
+    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuildingDown, (since) => workloads.some((workload) => succeededSince(workload.records, since)));
     const nemesis = new Nemesis(target, clock);
     const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuildingDown, clock, () => running);
     workloads = service.workloads({ urls: cluster.urls, clock });
@@ -85,7 +85,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
       (error: unknown) => error,
     );
     const loadStartedAt = clock();
-    const faults = nemesis.run(plan, loadStartedAt);
+    const faults = nemesis.run(plan, loadStartedAt, loadStartedAt + loadMs);
     await Promise.all([faults, sleep(loadMs)]);
     nemesis.stop();
     await faults;
@@ -142,12 +142,14 @@ function nemesisTarget(
   view: (url: string) => Promise<ReplicaView | undefined>,
   admin: SynodClient,
   rebuildingDown: ReadonlySet<string>,
+  progressed: (since: number) => boolean,
 ): NemesisTarget {
   const ids = cluster.replicas.map((replica) => replica.id);
   const proxy = (id: string) => proxies.get(id) as FaultProxy;
   const members = (request: Parameters<SynodClient["members"]>[0]) => admin.members(request, { signal: AbortSignal.timeout(90_000) });
   return {
     ids,
+    progressed,
     leader: async () => {
       for (const replica of cluster.replicas) {
         if (replica.child === undefined || paused.has(replica.id)) continue;
@@ -259,6 +261,17 @@ async function sampleRoles(
     );
     await sleep(200);
   }
+}
+
+/** Whether an operation that began at `since` or later succeeded (records come in the order operations ended: look back from the newest). */
+function succeededSince(records: readonly OperationRecord[], since: number): boolean {
+  for (let index = records.length - 1; index >= 0; index -= 1) {
+    const record = records[index] as OperationRecord;
+    if (record.outcome === "ok" && record.local !== true && record.start >= since) return true;
+    // No operation lasts a minute: older records cannot have begun after `since`.
+    if (record.end !== undefined && record.end < since - 60_000) return false;
+  }
+  return false;
 }
 
 /** Within `PROGRESS_WITHIN_MS` of every fault healing, some operation that began after it succeeded: the cluster recovers on its own. */

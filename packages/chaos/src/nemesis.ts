@@ -64,7 +64,12 @@ export interface NemesisTarget {
   removeMember(id: string): Promise<void>;
   /** Brings a removed replica back: stopped, wiped, started empty, added again (it catches up, then votes). */
   rejoin(id: string): Promise<void>;
+  /** Whether some client operation that began at `since` or later has succeeded. */
+  progressed(since: number): boolean;
 }
+
+/** After a fault heals, the next waits (this long at most) until the cluster has served a client again. */
+export const RECOVERY_WAIT_MS = 10_000;
 
 /** Carries a plan out on a cluster and records each fault's window. */
 export class Nemesis {
@@ -82,11 +87,22 @@ export class Nemesis {
     this.stopped = true;
   }
 
-  async run(plan: readonly PlannedFault[], loadStartedAt: number): Promise<void> {
+  /**
+   * Strikes each planned fault at its time, or later: after a fault heals,
+   * the next waits until the cluster has served a client again (up to
+   * `RECOVERY_WAIT_MS`; the campaign's progress check fails a cluster that
+   * did not). Faults piled onto a cluster that has not recovered would only
+   * show what any cluster does with too few replicas left.
+   */
+  async run(plan: readonly PlannedFault[], loadStartedAt: number, loadEndsAt = Number.POSITIVE_INFINITY): Promise<void> {
     for (const fault of plan) {
+      const healedAt = this.windows.at(-1)?.end;
+      if (healedAt !== undefined) {
+        while (!this.stopped && !this.target.progressed(healedAt) && this.clock() < healedAt + RECOVERY_WAIT_MS) await sleep(100);
+      }
       const wait = loadStartedAt + fault.at - this.clock();
       if (wait > 0) await sleep(wait);
-      if (this.stopped) return;
+      if (this.stopped || this.clock() > loadEndsAt - 1_500) return;
       await this.strike(fault);
     }
   }
