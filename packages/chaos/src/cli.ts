@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -7,9 +7,11 @@ import { LOCK_PLANTED_BUGS } from "@synod/app-lock";
 import { PLANTED_BUGS } from "@synod/core";
 import { runCampaign } from "./campaign.js";
 import { SERVICE_NAMES, type ServiceName } from "./services.js";
-import { summaryLine, writeReport } from "./report/index.js";
+import { campaignSummary, summaryLine, writeReport } from "./report/index.js";
+import type { RunRecord } from "./run-record.js";
 
 const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--service kv|lock] [--replicas 3|5] [--out DIR] [--bug NAME]...
+       synod-chaos --summarize DIR...   (the figures of the runs whose reports are under DIR)
 
 Runs fault campaigns on real synod-kv and synod-lock processes on loopback:
 kills, pauses, partitions, slow and lossy links, bit flips, torn tails, wiped
@@ -38,15 +40,18 @@ function natural(name: string, text: string | undefined, fallback: number): numb
 }
 
 let values: Record<string, string | boolean | string[] | undefined>;
+let positionals: string[] = [];
 try {
-  values = parseArgs({
+  ({ values, positionals } = parseArgs({
     args: process.argv.slice(2),
-    options: { service: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
+    allowPositionals: true,
+    options: { summarize: { type: "boolean" }, service: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
     strict: true,
-  }).values;
+  }));
 } catch (error) {
   fail((error as Error).message);
 }
+if (positionals.length > 0 && values.summarize !== true) fail(`unexpected argument ${JSON.stringify(positionals[0])}`);
 if (values.help === true) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
@@ -65,7 +70,16 @@ for (const bug of bugs) if (!(PLANTED_BUGS as readonly string[]).includes(bug) &
 if (lockBugs.length > 0 && service === "kv") fail(`${lockBugs.join(", ")} is a bug of the lock service: not with --service kv`);
 const out = resolve(process.env.INIT_CWD ?? process.cwd(), (values.out as string | undefined) ?? "chaos-reports");
 
+if (values.summarize === true) {
+  // The figures of runs already made: every run.json under the directories given.
+  const found = positionals.flatMap((directory) => runFiles(resolve(process.env.INIT_CWD ?? process.cwd(), directory)));
+  if (found.length === 0) fail("--summarize found no run.json under the directories given");
+  process.stdout.write(`${campaignSummary(found.map((file) => JSON.parse(readFileSync(file, "utf8")) as RunRecord))}\n`);
+  process.exit(0);
+}
+
 let failed = 0;
+const records: RunRecord[] = [];
 for (let run = 0; run < runs; run += 1) {
   const seed = firstSeed + run;
   const runService = (service ?? (lockBugs.length > 0 ? "lock" : SERVICE_NAMES[run % SERVICE_NAMES.length])) as ServiceName;
@@ -75,6 +89,7 @@ for (let run = 0; run < runs; run += 1) {
     const record = await runCampaign({ seed, seconds, replicas, service: runService, workDirectory, replay, bugs });
     const written = await writeReport(record, join(out, `${runService}-seed-${seed}${bugs.length === 0 ? "" : `-${bugs.join("+")}`}`));
     process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
+    records.push(record);
     if (record.checks.some((check) => !check.passed)) failed += 1;
   } catch (error) {
     // The run itself broke (a cluster that never started, say): a failure, and the next run goes on.
@@ -84,5 +99,16 @@ for (let run = 0; run < runs; run += 1) {
     rmSync(workDirectory, { recursive: true, force: true });
   }
 }
+if (runs > 1 && records.length > 0) process.stdout.write(`${campaignSummary(records)}\n`);
 process.stdout.write(`${runs} run${runs === 1 ? "" : "s"}, ${failed} failed\n`);
 process.exit(failed === 0 ? 0 : 1);
+
+/** Every `run.json` in `directory` or a directory below it. */
+function runFiles(directory: string): string[] {
+  if (!existsSync(directory)) fail(`no directory ${directory}`);
+  return readdirSync(directory).flatMap((name) => {
+    const path = join(directory, name);
+    if (statSync(path).isDirectory()) return runFiles(path);
+    return name === "run.json" ? [path] : [];
+  });
+}

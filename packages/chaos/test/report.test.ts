@@ -8,7 +8,7 @@ import { textWidth } from "../src/report/font.js";
 import { escapeHtml, renderReport } from "../src/report/html.js";
 import { latencyPlot, renderPlots, rolePlot, throughputPlot } from "../src/report/plots.js";
 import { Raster, encodePng, hexColor, type Rgba } from "../src/report/png.js";
-import { summaryLine } from "../src/report/summary.js";
+import { campaignSummary, summaryLine } from "../src/report/summary.js";
 import { writeReport } from "../src/report/write.js";
 import type { RunRecord } from "../src/run-record.js";
 import { FAULTS, syntheticRecord } from "./fixtures.js";
@@ -206,5 +206,20 @@ describe("report", () => {
     } finally {
       await rm(directory, { recursive: true, force: true });
     }
+  });
+});
+
+describe("campaign summary", () => {
+  it("adds up runs, faults by kind and operations per workload, and counts the failed runs", () => {
+    const record: RunRecord = { ...syntheticRecord(), checks: [{ name: "y", passed: true, detail: "" }] };
+    const failing: RunRecord = { ...record, seed: 2, faults: [...record.faults, { kind: "wipe", target: "n2 (disk spared: another replica is rebuilding)", start: 50_000, end: 51_000 }], checks: [{ name: "x", passed: false, detail: "" }] };
+    const summary = campaignSummary([record, failing]);
+    const kills = 2 * FAULTS.filter((fault) => fault.kind === "kill").length;
+    expect(summary).toContain("2 runs");
+    expect(summary).toContain("1 passed, 1 failed");
+    expect(summary).toContain(`faults: ${2 * FAULTS.length + 1} (`);
+    expect(summary).toContain(`${kills} kill`);
+    expect(summary).toContain("1 of them struck as a plain kill");
+    expect(summary).toContain(`operations: ${2 * record.operations.length}`);
   });
 });

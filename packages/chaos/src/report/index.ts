@@ -2,5 +2,5 @@
 export { renderReport, escapeHtml, type ReportOptions, type ReportPlots } from "./html.js";
 export { PLOT_NAMES, latencyPlot, plotFileName, renderPlots, rolePlot, throughputPlot, type PlotImages, type PlotName } from "./plots.js";
 export { Raster, encodePng, hexColor, type Rgba } from "./png.js";
-export { summaryLine, verdict, type Verdict } from "./summary.js";
+export { campaignSummary, summaryLine, verdict, type Verdict } from "./summary.js";
 export { writeReport, type WrittenReport } from "./write.js";

@@ -47,3 +47,33 @@ export function summaryLine(record: RunRecord): string {
     result === "FAIL" ? `FAIL: ${failed.join(", ")}` : result === "PASS" ? `PASS (${record.checks.length} checks)` : "UNCHECKED (no checks ran)",
   ].join(" · ");
 }
+
+/**
+ * A campaign in figures, for the terminal and a release note: runs and how
+ * many passed, faults injected by kind, and operations checked per workload
+ * (with their outcomes).
+ */
+export function campaignSummary(records: readonly RunRecord[]): string {
+  const passed = records.filter((record) => verdict(record.checks) === "PASS").length;
+  const faults = faultCounts(records.flatMap((record) => record.faults));
+  const byWorkload = new Map<string, OperationRecord[]>();
+  for (const record of records) for (const operation of record.operations) byWorkload.set(operation.workload, [...(byWorkload.get(operation.workload) ?? []), operation]);
+  const operations = records.reduce((sum, record) => sum + record.operations.length, 0);
+  const systems = new Map<string, number>();
+  for (const record of records) systems.set(record.system, (systems.get(record.system) ?? 0) + 1);
+  const lines = [
+    `${records.length} runs (${[...systems].map(([system, count]) => `${count} × ${system}`).join(", ")}): ${passed} passed, ${records.length - passed} failed; ${formatSeconds(records.reduce((sum, record) => sum + record.durationMs, 0))} in all`,
+    `faults: ${faults.reduce((sum, [, count]) => sum + count, 0)} (${faults.map(([kind, count]) => `${count} ${kind}`).join(", ")}); ${substituted(records)} of them struck as a plain kill (a replica was rebuilding)`,
+    `operations: ${operations}`,
+    ...[...byWorkload].map(([workload, list]) => {
+      const outcomes = outcomeCounts(list);
+      return `  ${workload}: ${list.length} (${outcomes.ok} ok, ${outcomes.fail} fail, ${outcomes.unknown} unknown)`;
+    }),
+  ];
+  return lines.join("\n");
+}
+
+/** Disk and membership faults the nemesis made plain kills, because another replica was rebuilding. */
+function substituted(records: readonly RunRecord[]): number {
+  return records.reduce((sum, record) => sum + record.faults.filter((fault) => /\((disk spared|killed instead)/.test(fault.target)).length, 0);
+}
