@@ -24,8 +24,16 @@ export interface MembershipTarget {
 export interface ChangeOptions {
   /** The id of the configuration this change was decided against (compare-and-set): see `MembershipView.config.id`. */
   readonly expectedConfigId: number;
-  /** A learner is promoted once it is within this many slots of the leader (default 64). */
+  /** A learner is promoted once it is within this many slots of the leader (default 64)... */
   readonly catchUpSlots?: number;
+  /**
+   * ...or within the slots the leader chose in the last this many
+   * milliseconds (default 500), whichever is more: under a heavy write load
+   * a learner that keeps pace a fraction of a second behind is as current as
+   * a voter, and would otherwise never come within a fixed count (etcd asks
+   * 90 % of the leader's index for the same reason). 0: the count alone.
+   */
+  readonly catchUpWithinMs?: number;
   /** How long new members may take to catch up (default 60 s). */
   readonly catchUpTimeoutMs?: number;
   readonly signal?: AbortSignal;
@@ -178,11 +186,12 @@ export class Membership {
   }
 
   private async awaitCatchUp(ids: readonly NodeId[], config: Configuration, options: ChangeOptions): Promise<void> {
-    const within = options.catchUpSlots ?? 64;
+    const pace = new CatchUpPace(options.catchUpSlots ?? 64, options.catchUpWithinMs ?? 500);
     const deadline = Date.now() + (options.catchUpTimeoutMs ?? 60_000);
     for (;;) {
       const status = this.node.status();
       if (status.role !== "leader") throw new NotLeaderError(status.leader);
+      const within = pace.allowance(Date.now(), status.firstUnchosen);
       const peers = new Map(status.peers.map((peer) => [peer.id, peer]));
       const lagging = ids.filter((id) => {
         const peer = peers.get(id);
@@ -208,4 +217,30 @@ function sameMembers(a: readonly NodeId[], b: readonly NodeId[]): boolean {
 
 function unique(ids: readonly NodeId[]): NodeId[] {
   return [...new Set(ids)];
+}
+
+/**
+ * How far behind the leader a learner may be and count as caught up: a
+ * fixed number of slots, or the slots the leader chose in the last
+ * `withinMs`, whichever is more (see `ChangeOptions.catchUpWithinMs`).
+ */
+export class CatchUpPace {
+  private readonly samples: { readonly time: number; readonly firstUnchosen: number }[] = [];
+
+  constructor(
+    private readonly slots: number,
+    private readonly withinMs: number,
+  ) {}
+
+  /** Notes the leader's `firstUnchosen` at `time` (ms) and returns the allowance then. */
+  allowance(time: number, firstUnchosen: number): number {
+    this.samples.push({ time, firstUnchosen });
+    if (this.withinMs <= 0) return this.slots;
+    // Keep one sample at least `withinMs` old: the pace is measured over a whole window or not at all.
+    while (this.samples.length > 2 && (this.samples[1] as { time: number }).time <= time - this.withinMs) this.samples.shift();
+    const oldest = this.samples[0] as { time: number; firstUnchosen: number };
+    if (time - oldest.time < this.withinMs) return this.slots;
+    const recent = ((firstUnchosen - oldest.firstUnchosen) * this.withinMs) / (time - oldest.time);
+    return Math.max(this.slots, Math.floor(recent));
+  }
 }

@@ -1,7 +1,7 @@
 import { MemoryNetwork, MemoryStorage, type NodeId, SynodNode } from "@synod/core";
 import { ListMachine } from "@synod/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { Membership, MembershipError, type ReconfigurableNode } from "../src/index.js";
+import { CatchUpPace, Membership, MembershipError, type ReconfigurableNode } from "../src/index.js";
 
 /** An in-process cluster: every replica starts from the same bootstrap configuration; the others wait to be added. */
 class Cluster {
@@ -197,5 +197,26 @@ describe("Membership.change", () => {
     expect(cluster.items("n4").slice(0, 3)).toEqual([1, 2, 3]);
     await leader.propose(4);
     await waitFor(() => (cluster?.items("n4").includes(4) ? true : undefined));
+  });
+});
+
+describe("how far behind a learner may be (CatchUpPace)", () => {
+  it("allows the fixed count while the log is idle or slow, and the leader's last window of slots when it is busy", () => {
+    const pace = new CatchUpPace(64, 500);
+    // Before a whole window has been seen: the count.
+    expect(pace.allowance(0, 1_000)).toBe(64);
+    expect(pace.allowance(250, 1_750)).toBe(64);
+    // 3,000 slots a second: half a second's worth is 1,500.
+    expect(pace.allowance(500, 2_500)).toBe(1_500);
+    expect(pace.allowance(1_000, 4_000)).toBe(1_500);
+    // The load stops: the window empties of chosen slots, and the count is back.
+    expect(pace.allowance(1_500, 4_000)).toBe(64);
+    expect(pace.allowance(2_000, 4_010)).toBe(64);
+  });
+
+  it("with no window, the count alone", () => {
+    const pace = new CatchUpPace(10, 0);
+    pace.allowance(0, 0);
+    expect(pace.allowance(1_000, 100_000)).toBe(10);
   });
 });
