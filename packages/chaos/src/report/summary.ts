@@ -57,7 +57,13 @@ export function campaignSummary(records: readonly RunRecord[]): string {
   const passed = records.filter((record) => verdict(record.checks) === "PASS").length;
   const faults = faultCounts(records.flatMap((record) => record.faults));
   const byWorkload = new Map<string, OperationRecord[]>();
-  for (const record of records) for (const operation of record.operations) byWorkload.set(operation.workload, [...(byWorkload.get(operation.workload) ?? []), operation]);
+  for (const record of records) {
+    for (const operation of record.operations) {
+      const list = byWorkload.get(operation.workload) ?? [];
+      if (list.length === 0) byWorkload.set(operation.workload, list);
+      list.push(operation);
+    }
+  }
   const operations = records.reduce((sum, record) => sum + record.operations.length, 0);
   const systems = new Map<string, number>();
   for (const record of records) systems.set(record.system, (systems.get(record.system) ?? 0) + 1);
