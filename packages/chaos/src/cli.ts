@@ -78,6 +78,9 @@ if (values.summarize === true) {
   process.exit(0);
 }
 
+// Interrupted: exit, and every replica process still running goes with it (testkit kills them on exit).
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
+
 let failed = 0;
 const records: RunRecord[] = [];
 for (let run = 0; run < runs; run += 1) {

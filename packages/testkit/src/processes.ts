@@ -145,6 +145,21 @@ export interface ServeReplicaStatus {
   readonly leader?: string;
 }
 
+/** Replica processes still running: killed when this process exits, however it exits (`process.exit`, an uncaught error). */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function outliving(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const replica of running) replica.kill("SIGKILL");
+    });
+  }
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+}
+
 /**
  * A real cluster for tests and benchmarks: each replica a `serve` process of
  * a bundled Synod CLI on loopback, with its own data directory. Only the
@@ -298,6 +313,7 @@ export class ServeCluster {
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     replica.child = child;
+    outliving(child);
     replica.exited = new Promise((resolve) =>
       child.once("exit", () => {
         if (replica.child === child) replica.child = undefined;
