@@ -14,12 +14,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PLOT_ALT, escapeHtml } from "../src/report/html.js";
 import { PLOT_NAMES, plotFileName, renderPlots } from "../src/report/plots.js";
 import { writeReport, type WrittenReport } from "../src/report/write.js";
 import { syntheticRecord } from "./fixtures.js";
+import { type DecodedPng, decodePng } from "./png-decode.js";
 
 /** How long one chromium run may take before it is killed. */
 const CHROMIUM_TIMEOUT_MS = 60_000;
@@ -84,68 +84,7 @@ function runChromium(chromium: string, profile: string, args: readonly string[])
   });
 }
 
-interface Image {
-  readonly width: number;
-  readonly height: number;
-  /** RGBA, row by row. */
-  readonly pixels: Uint8Array;
-}
-
-/** Decodes an 8-bit, non-interlaced RGB or RGBA PNG, as chromium's screenshots and the report's plots are. */
-function decodePng(png: Buffer): Image {
-  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  let header: Buffer | undefined;
-  const data: Buffer[] = [];
-  for (let offset = 8; offset < png.length; ) {
-    const length = png.readUInt32BE(offset);
-    const type = png.subarray(offset + 4, offset + 8).toString("latin1");
-    const body = png.subarray(offset + 8, offset + 8 + length);
-    if (type === "IHDR") header = body;
-    else if (type === "IDAT") data.push(body);
-    offset += 12 + length;
-  }
-  if (header === undefined) throw new Error("PNG without IHDR");
-  const width = header.readUInt32BE(0);
-  const height = header.readUInt32BE(4);
-  const [bitDepth, colorType, , , interlace] = header.subarray(8);
-  if (bitDepth !== 8 || (colorType !== 2 && colorType !== 6) || interlace !== 0) {
-    throw new Error(`PNG of bit depth ${bitDepth}, colour type ${colorType}, interlace ${interlace}: not decoded here`);
-  }
-  const channels = colorType === 6 ? 4 : 3;
-  const stride = width * channels;
-  const raw = inflateSync(Buffer.concat(data));
-  expect(raw.length).toBe((stride + 1) * height);
-  const pixels = new Uint8Array(width * height * 4);
-  let previous = new Uint8Array(stride);
-  for (let row = 0; row < height; row += 1) {
-    const start = row * (stride + 1);
-    const filter = raw[start]!;
-    const current = new Uint8Array(stride);
-    for (let index = 0; index < stride; index += 1) {
-      const a = index >= channels ? current[index - channels]! : 0;
-      const b = previous[index]!;
-      const c = index >= channels ? previous[index - channels]! : 0;
-      const predictor = [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter];
-      if (predictor === undefined) throw new Error(`PNG row ${row} has filter ${filter}`);
-      current[index] = (raw[start + 1 + index]! + predictor) & 0xff;
-    }
-    for (let x = 0; x < width; x += 1) {
-      const target = (row * width + x) * 4;
-      pixels.set(current.subarray(x * channels, x * channels + 3), target);
-      pixels[target + 3] = channels === 4 ? current[x * channels + 3]! : 255;
-    }
-    previous = current;
-  }
-  return { width, height, pixels };
-}
-
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
-  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-}
-
-function sameColor(first: Image, firstOffset: number, second: Image, secondOffset: number): boolean {
+function sameColor(first: DecodedPng, firstOffset: number, second: DecodedPng, secondOffset: number): boolean {
   return (
     first.pixels[firstOffset] === second.pixels[secondOffset] &&
     first.pixels[firstOffset + 1] === second.pixels[secondOffset + 1] &&
@@ -154,7 +93,7 @@ function sameColor(first: Image, firstOffset: number, second: Image, secondOffse
 }
 
 /** Where `needle` appears, every pixel's colour the same, in `haystack`; undefined if nowhere. */
-function findImage(haystack: Image, needle: Image): { x: number; y: number } | undefined {
+function findDecodedPng(haystack: DecodedPng, needle: DecodedPng): { x: number; y: number } | undefined {
   // Anchor on the first pixel unlike the top-left one, so that the page's plain background does not match everywhere.
   let anchor = 0;
   while (anchor < needle.width * needle.height && sameColor(needle, anchor * 4, needle, 0)) anchor += 1;
@@ -227,7 +166,7 @@ describe.skipIf(process.env.SYNOD_SKIP_BROWSER === "1")("report in a browser", (
     const screen = decodePng(await readFile(screenshot));
     expect([screen.width, screen.height]).toEqual([SCREEN.width, SCREEN.height]);
     const plots = renderPlots(record);
-    const places = PLOT_NAMES.map((name) => ({ name, place: findImage(screen, decodePng(plots[name])) }));
+    const places = PLOT_NAMES.map((name) => ({ name, place: findDecodedPng(screen, decodePng(plots[name])) }));
     for (const { name, place } of places) expect(place, `${name} plot in the screenshot`).toBeDefined();
     // One under another, in the page's order.
     const tops = places.map(({ place }) => place?.y ?? -1);

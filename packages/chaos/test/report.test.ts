@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { crc32, inflateSync } from "node:zlib";
+import { inflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { BACKGROUND, OUTCOME_COLORS, PLOT_AREA, PLOT_HEIGHT, PLOT_WIDTH, linearScale, logScale, niceStep, roleColor, seriesColor, timeScale } from "../src/report/chart.js";
 import { textWidth } from "../src/report/font.js";
@@ -12,38 +12,18 @@ import { campaignSummary, summaryLine } from "../src/report/summary.js";
 import { writeReport } from "../src/report/write.js";
 import type { RunRecord } from "../src/run-record.js";
 import { FAULTS, syntheticRecord } from "./fixtures.js";
+import { type DecodedPng, decodePng, pngChunks } from "./png-decode.js";
 
-interface DecodedPng {
-  readonly width: number;
-  readonly height: number;
-  readonly pixels: Uint8Array;
-}
-
-/** Decodes the PNGs `encodePng` writes (8-bit RGBA, filter 0), checking the structure and every chunk's CRC on the way. */
-function decodePng(png: Buffer): DecodedPng {
-  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const chunks: { type: string; data: Buffer }[] = [];
-  for (let offset = 8; offset < png.length; ) {
-    const length = png.readUInt32BE(offset);
-    const typeAndData = png.subarray(offset + 4, offset + 8 + length);
-    expect(png.readUInt32BE(offset + 8 + length)).toBe(crc32(typeAndData));
-    chunks.push({ type: typeAndData.subarray(0, 4).toString("latin1"), data: typeAndData.subarray(4) });
-    offset += 12 + length;
-  }
+/** Decodes a PNG `encodePng` wrote, checking its exact layout on the way: IHDR, one IDAT, IEND; 8-bit RGBA; every row filter 0. */
+function decodeOwnPng(png: Buffer): DecodedPng {
+  const chunks = pngChunks(png);
   expect(chunks.map((chunk) => chunk.type)).toEqual(["IHDR", "IDAT", "IEND"]);
   const header = chunks[0]!.data;
-  const width = header.readUInt32BE(0);
-  const height = header.readUInt32BE(4);
   expect([...header.subarray(8)]).toEqual([8, 6, 0, 0, 0]);
+  const width = header.readUInt32BE(0);
   const scanlines = inflateSync(chunks[1]!.data);
-  expect(scanlines.length).toBe((width * 4 + 1) * height);
-  const pixels = new Uint8Array(width * height * 4);
-  for (let row = 0; row < height; row += 1) {
-    const start = row * (width * 4 + 1);
-    expect(scanlines[start]).toBe(0);
-    pixels.set(scanlines.subarray(start + 1, start + 1 + width * 4), row * width * 4);
-  }
-  return { width, height, pixels };
+  for (let start = 0; start < scanlines.length; start += width * 4 + 1) expect(scanlines[start]).toBe(0);
+  return decodePng(png);
 }
 
 function pixelAt(image: DecodedPng, x: number, y: number): Rgba {
@@ -75,7 +55,7 @@ describe("png", () => {
     raster.line(0, 20, 36, 0, hexColor("#0000ff"));
     raster.dot(30, 15, 3, hexColor("#00ff00"));
     raster.text(1, 12, "Ag:5", hexColor("#000000"));
-    const image = decodePng(encodePng(raster));
+    const image = decodeOwnPng(encodePng(raster));
     expect([image.width, image.height]).toEqual([37, 21]);
     expect(image.pixels).toEqual(raster.pixels);
   });
@@ -125,31 +105,31 @@ describe("plots", () => {
 
   it("renders three PNGs of the plot size", () => {
     const plots = renderPlots(record);
-    for (const png of Object.values(plots)) expect([decodePng(png).width, decodePng(png).height]).toEqual([PLOT_WIDTH, PLOT_HEIGHT]);
+    for (const png of Object.values(plots)) expect([decodeOwnPng(png).width, decodeOwnPng(png).height]).toEqual([PLOT_WIDTH, PLOT_HEIGHT]);
   });
 
   it("shades each fault window across the plot area and leaves the rest of the time clear", () => {
-    const image = decodePng(latencyPlot({ ...record, operations: [] }));
+    const image = decodeOwnPng(latencyPlot({ ...record, operations: [] }));
     for (const fault of FAULTS) expect(backgroundInColumn(image, Math.round(time.pixel((fault.start + fault.end) / 2)))).toBe(0);
     expect(backgroundInColumn(image, Math.round(time.pixel(7_300)))).toBeGreaterThan(150);
     expect(pixelAt(image, Math.round(time.pixel(13_000)), 150)[0]).toBeGreaterThan(pixelAt(image, Math.round(time.pixel(13_000)), 150)[2]);
   });
 
   it("draws a dot per operation coloured by its outcome, and a cross for no answer", () => {
-    const image = decodePng(latencyPlot(record));
+    const image = decodeOwnPng(latencyPlot(record));
     expect(countInPlotArea(image, OUTCOME_COLORS.ok)).toBeGreaterThan(300);
     expect(countInPlotArea(image, OUTCOME_COLORS.fail)).toBeGreaterThan(20);
     expect(countInPlotArea(image, OUTCOME_COLORS.unknown)).toBeGreaterThan(10);
   });
 
   it("draws one throughput line per workload", () => {
-    const image = decodePng(throughputPlot(record));
+    const image = decodeOwnPng(throughputPlot(record));
     expect(countInPlotArea(image, seriesColor(0))).toBeGreaterThan(100);
     expect(countInPlotArea(image, seriesColor(1))).toBeGreaterThan(100);
   });
 
   it("draws each role a replica held", () => {
-    const image = decodePng(rolePlot(record));
+    const image = decodeOwnPng(rolePlot(record));
     for (const role of ["leader", "follower", "candidate", "rebuilding", "down", "paused"]) {
       expect(countInPlotArea(image, roleColor(role)), role).toBeGreaterThan(0);
     }
@@ -158,7 +138,7 @@ describe("plots", () => {
 
   it("draws an empty run without failing", () => {
     const empty: RunRecord = { ...record, durationMs: 0, operations: [], faults: [], roles: [], checks: [] };
-    for (const png of Object.values(renderPlots(empty))) expect(decodePng(png).width).toBe(PLOT_WIDTH);
+    for (const png of Object.values(renderPlots(empty))) expect(decodeOwnPng(png).width).toBe(PLOT_WIDTH);
   });
 });
 
@@ -200,7 +180,7 @@ describe("report", () => {
       expect(written.html).toBe(join(directory, "seed-42", "report.html"));
       expect(written.pngs.map((path) => path.slice(path.lastIndexOf("/") + 1))).toEqual(["latency.png", "throughput.png", "roles.png"]);
       expect((await readdir(join(directory, "seed-42"))).sort()).toEqual(["latency.png", "report.html", "roles.png", "run.json", "throughput.png"]);
-      for (const path of written.pngs) expect(decodePng(await readFile(path)).height).toBe(PLOT_HEIGHT);
+      for (const path of written.pngs) expect(decodeOwnPng(await readFile(path)).height).toBe(PLOT_HEIGHT);
       expect(JSON.parse(await readFile(join(directory, "seed-42", "run.json"), "utf8"))).toEqual(record);
       expect(await readFile(written.html, "utf8")).toContain('src="roles.png"');
     } finally {
