@@ -6,6 +6,7 @@ import type { IncomingSnapshot, SnapshotIdentity, SnapshotReceiver, Storage, Sto
 
 /** What a transfer reports as it goes (see `SynodNode`'s `snapshot` event). */
 export type SnapshotProgress =
+  /** A chunk starting at `offset` is stored (reported after its write, not on arrival). */
   | { readonly kind: "chunk"; readonly from: NodeId; readonly slot: number; readonly offset: number; readonly size: number }
   /** A transfer went on from where it stopped: after a restart, or from another replica. */
   | { readonly kind: "resumed"; readonly from: NodeId; readonly slot: number; readonly offset: number; readonly size: number }
@@ -193,10 +194,10 @@ export class SnapshotTransfer {
     if (chunk.offset === incoming.received && data.length > 0) {
       if (incoming.lastFrom !== chunk.from && chunk.offset > 0) this.hooks.report({ kind: "resumed", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
       incoming.lastFrom = chunk.from;
-      this.append(data);
+      // Reported once stored: a replica killed after the report resumes past this chunk.
+      this.append(data, () => this.hooks.report({ kind: "chunk", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size }));
       incoming.received += data.length;
       if (incoming.requested < incoming.received) incoming.requested = incoming.received;
-      this.hooks.report({ kind: "chunk", from: chunk.from, slot: chunk.slot, offset: chunk.offset, size: chunk.size });
     }
     if (incoming.received < chunk.size) {
       this.requestAhead();
@@ -241,9 +242,11 @@ export class SnapshotTransfer {
     this.watchWrites();
   }
 
-  private append(data: Uint8Array): void {
+  private append(data: Uint8Array, stored: () => void): void {
     this.writes = this.writes.then(async (receiver) => {
-      await receiver?.append(data);
+      if (receiver === undefined) return receiver;
+      await receiver.append(data);
+      stored();
       return receiver;
     });
     this.watchWrites();
