@@ -2,8 +2,9 @@ import { mkdirSync } from "node:fs";
 import { PLANTED_BUGS, SeededRandom } from "@synod/core";
 import { SynodClient } from "@synod/transport-ws";
 import { ServeCluster, type ServeReplicaStatus } from "@synod/testkit/processes";
-import { Nemesis, type NemesisTarget, RECOVERY_WAIT_MS, planFaults } from "./nemesis.js";
+import { type FaultKind, Nemesis, type NemesisTarget, RECOVERY_WAIT_MS, planFaults } from "./nemesis.js";
 import { FaultProxy } from "./proxy.js";
+import { RebuildWatch } from "./rebuild-watch.js";
 import type { CheckResult, FaultWindow, OperationRecord, RoleSample, RunRecord } from "./run-record.js";
 import { SERVICES, type ServiceName, type ServiceUnderTest } from "./services.js";
 
@@ -20,6 +21,8 @@ export interface CampaignOptions {
   readonly replay: string;
   /** Known bugs planted in every replica, to show that the campaign catches them: protocol bugs (`--plant-bug`) or the service's own (`--plant-app-bug`). */
   readonly bugs?: readonly string[];
+  /** The fault kinds to draw from (default: every kind). */
+  readonly faults?: readonly FaultKind[];
 }
 
 const CHECK_BUDGET_MS = 60_000;
@@ -44,7 +47,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
   const service: ServiceUnderTest = SERVICES[options.service ?? "kv"];
   const random = new SeededRandom(options.seed);
   const loadMs = options.seconds * 1_000;
-  const plan = planFaults(random.fork(), loadMs);
+  const plan = planFaults(random.fork(), loadMs, options.faults);
   const began = performance.now();
   const clock = () => performance.now() - began;
   const proxies = new Map<string, FaultProxy>();
@@ -71,12 +74,12 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
   try {
     await cluster.boot(() => cluster.leaderBy(view, 30_000));
     const lastRoles = new Map<string, string>();
-    const rebuildingDown = new Set<string>();
+    const rebuilds = new RebuildWatch(clock);
     // Patient: a change waits for a newcomer to catch up, and a retried request would find the first under way.
     admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 70_000, operationTimeoutMs: 90_000 });
-    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuildingDown, (since) => workloads.some((workload) => succeededSince(workload.records, since)));
+    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuilds, lastRoles, (since) => workloads.some((workload) => succeededSince(workload.records, since)));
     const nemesis = new Nemesis(target, clock);
-    const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuildingDown, clock, () => running);
+    const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuilds, clock, () => running);
     workloads = service.workloads({ urls: cluster.urls, clock });
     // Settled from the start: a workload that throws (a bug of its own) must not take the process down
     // before the cluster is stopped; its error is the run's, once the faults are done.
@@ -141,7 +144,8 @@ function nemesisTarget(
   paused: Set<string>,
   view: (url: string) => Promise<ReplicaView | undefined>,
   admin: SynodClient,
-  rebuildingDown: ReadonlySet<string>,
+  rebuilds: RebuildWatch,
+  lastRoles: ReadonlyMap<string, string>,
   progressed: (since: number) => boolean,
 ): NemesisTarget {
   const ids = cluster.replicas.map((replica) => replica.id);
@@ -178,11 +182,22 @@ function nemesisTarget(
     },
     dataDirectory: (id) => cluster.dataDirectory(id),
     rebuilding: async () => {
-      if (rebuildingDown.size > 0) return true;
+      if (rebuilds.mayBeRebuilding()) return true;
       const live = cluster.replicas.filter((replica) => replica.child !== undefined && !paused.has(replica.id));
-      return (await Promise.all(live.map((replica) => view(replica.url)))).some((answer) => answer?.rebuilding === true);
+      const answers = await Promise.all(
+        live.map(async (replica) => {
+          // A replica busy rebuilding may be slow to answer: asked again, and taken as last seen if it never does.
+          for (let attempt = 0; attempt < 3; attempt += 1) {
+            const seen = await view(replica.url);
+            if (seen !== undefined) return seen.rebuilding === true;
+          }
+          return lastRoles.get(replica.id) === "rebuilding";
+        }),
+      );
+      return answers.some(Boolean);
     },
     wipe: (id) => cluster.wipe(id),
+    damaged: (id) => rebuilds.damaged(id),
     cut: (links) => {
       for (const id of ids) proxy(id).clearAll();
       for (const [from, to] of links ?? []) proxy(to).setLink(from, { cut: true });
@@ -235,7 +250,7 @@ async function sampleRoles(
   paused: ReadonlySet<string>,
   roles: RoleSample[],
   last: Map<string, string>,
-  rebuildingDown: Set<string>,
+  rebuilds: RebuildWatch,
   clock: () => number,
   running: () => boolean,
 ): Promise<void> {
@@ -251,10 +266,7 @@ async function sampleRoles(
         }
         const previous = last.get(replica.id);
         if (previous === role) return;
-        // Down or unreachable after rebuilding, it restarts rebuilding (the mark is durable).
-        if (role === "down" || role === "unreachable") {
-          if (previous === "rebuilding") rebuildingDown.add(replica.id);
-        } else if (role !== "paused") rebuildingDown.delete(replica.id);
+        rebuilds.note(replica.id, role);
         last.set(replica.id, role);
         roles.push({ node: replica.id, time: clock(), role });
       }),

@@ -6,11 +6,12 @@ import { parseArgs } from "node:util";
 import { LOCK_PLANTED_BUGS } from "@synod/app-lock";
 import { PLANTED_BUGS } from "@synod/core";
 import { runCampaign } from "./campaign.js";
+import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
 import { SERVICE_NAMES, type ServiceName } from "./services.js";
 import { campaignSummary, summaryLine, writeReport } from "./report/index.js";
 import type { RunRecord } from "./run-record.js";
 
-const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--service kv|lock] [--replicas 3|5] [--out DIR] [--bug NAME]...
+const USAGE = `usage: synod-chaos [--seconds N] [--runs N] [--seed N] [--service kv|lock] [--replicas 3|5] [--faults K,K...] [--out DIR] [--bug NAME]...
        synod-chaos --summarize DIR...   (the figures of the runs whose reports are under DIR)
 
 Runs fault campaigns on real synod-kv and synod-lock processes on loopback:
@@ -23,6 +24,8 @@ history and writes a report per run.
   --service S   kv (registers, append lists, bank transfers) or lock (locks with fencing);
                 default: kv for the first run, then lock, kv, ... in turn
   --replicas R  3 or 5 (default 3)
+  --faults K,K  only these fault kinds (default: all of them,
+                ${FAULT_KINDS.join(", ")})
   --out DIR     where the reports go (default ./chaos-reports)
   --bug NAME    plant a known bug in every replica, and the campaign should then fail:
                 a protocol bug (${PLANTED_BUGS.join(", ")}),
@@ -45,7 +48,7 @@ try {
   ({ values, positionals } = parseArgs({
     args: process.argv.slice(2),
     allowPositionals: true,
-    options: { summarize: { type: "boolean" }, service: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
+    options: { summarize: { type: "boolean" }, service: { type: "string" }, seconds: { type: "string" }, runs: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, faults: { type: "string" }, out: { type: "string" }, bug: { type: "string", multiple: true }, help: { type: "boolean" } },
     strict: true,
   }));
 } catch (error) {
@@ -64,6 +67,8 @@ if (replicas !== 3 && replicas !== 5) fail(`--replicas is 3 or 5, not ${replicas
 if (seconds < 5) fail("--seconds must be at least 5");
 const service = values.service as string | undefined;
 if (service !== undefined && !(SERVICE_NAMES as readonly string[]).includes(service)) fail(`--service is ${SERVICE_NAMES.join(" or ")}, not ${JSON.stringify(service)}`);
+const faults = (values.faults as string | undefined)?.split(",").map((kind) => kind.trim());
+for (const kind of faults ?? []) if (!(FAULT_KINDS as readonly string[]).includes(kind)) fail(`unknown fault kind ${JSON.stringify(kind)}`);
 const bugs = (values.bug as string[] | undefined) ?? [];
 const lockBugs = bugs.filter((bug) => (LOCK_PLANTED_BUGS as readonly string[]).includes(bug));
 for (const bug of bugs) if (!(PLANTED_BUGS as readonly string[]).includes(bug) && !lockBugs.includes(bug)) fail(`unknown bug ${JSON.stringify(bug)}`);
@@ -87,9 +92,9 @@ for (let run = 0; run < runs; run += 1) {
   const seed = firstSeed + run;
   const runService = (service ?? (lockBugs.length > 0 ? "lock" : SERVICE_NAMES[run % SERVICE_NAMES.length])) as ServiceName;
   const workDirectory = mkdtempSync(join(tmpdir(), "synod-chaos-"));
-  const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --service ${runService} --replicas ${replicas}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
+  const replay = `pnpm chaos --seed ${seed} --seconds ${seconds} --service ${runService} --replicas ${replicas}${faults === undefined ? "" : ` --faults ${faults.join(",")}`}${bugs.map((bug) => ` --bug ${bug}`).join("")}`;
   try {
-    const record = await runCampaign({ seed, seconds, replicas, service: runService, workDirectory, replay, bugs });
+    const record = await runCampaign({ seed, seconds, replicas, service: runService, workDirectory, replay, bugs, ...(faults === undefined ? {} : { faults: faults as FaultKind[] }) });
     const written = await writeReport(record, join(out, `${runService}-seed-${seed}${bugs.length === 0 ? "" : `-${bugs.join("+")}`}`));
     process.stdout.write(`${summaryLine(record)}\n  report: ${written.html}\n`);
     records.push(record);

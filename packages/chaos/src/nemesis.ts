@@ -5,7 +5,23 @@ import { losePower } from "@synod/storage-fs";
 import type { FaultWindow } from "./run-record.js";
 
 /** The faults a campaign injects. */
-export const FAULT_KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition", "isolate-leader", "one-way", "slow-links", "bitflip", "torn-tail", "wipe", "membership", "power-loss"] as const;
+export const FAULT_KINDS = [
+  "kill",
+  "kill-leader",
+  "pause",
+  "pause-leader",
+  "partition",
+  "isolate-leader",
+  "stale-leader",
+  "one-way",
+  "slow-links",
+  "bitflip",
+  "torn-tail",
+  "wipe",
+  "membership",
+  "power-loss",
+  "power-loss-leader-disk",
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** One planned fault: what, when (ms after the load starts), for how long, and a draw that picks its target. */
@@ -23,13 +39,15 @@ export interface PlannedFault {
  * real processes make of it (who leads when a fault starts) is not
  * deterministic: a seed replays the faults, not the run.
  */
-export function planFaults(random: SeededRandom, loadMs: number): PlannedFault[] {
+export function planFaults(random: SeededRandom, loadMs: number, only: readonly FaultKind[] = FAULT_KINDS): PlannedFault[] {
+  if (only.length === 0) throw new RangeError("planFaults needs at least one fault kind");
   const plan: PlannedFault[] = [];
-  const kinds = shuffle([...FAULT_KINDS], random);
+  const kinds = shuffle([...only], random);
   let at = 1_000 + random.integer(1_000);
   for (let index = 0; at < loadMs - 1_500; index += 1) {
-    const kind = index < kinds.length ? (kinds[index] as FaultKind) : (FAULT_KINDS[random.integer(FAULT_KINDS.length)] as FaultKind);
-    const durationMs = 500 + random.integer(2_000);
+    const kind = index < kinds.length ? (kinds[index] as FaultKind) : (only[random.integer(only.length)] as FaultKind);
+    // A stale leader needs time to be one: the others' election, then its clients' sessions running out.
+    const durationMs = (kind === "stale-leader" ? 2_000 : 500) + random.integer(2_000);
     plan.push({ kind, at, durationMs, pick: random.integer(1 << 30) });
     at += durationMs + 500 + random.integer(1_500);
   }
@@ -56,6 +74,8 @@ export interface NemesisTarget {
   /** True while some replica is rebuilding lost state (or was when it went down). */
   rebuilding(): Promise<boolean>;
   wipe(id: string): void;
+  /** Notes that a fault damaged `id`'s disk (it may rebuild when it starts): no fault that needs it trusted strikes until it is seen serving again. */
+  damaged(id: string): void;
   /** Cuts the directed links `from → to` (peer messages), or heals them all with `undefined`. */
   cut(links: readonly (readonly [string, string])[] | undefined): void;
   /** Slows, reorders, duplicates and drops messages on the directed links, or heals them all with `undefined`. */
@@ -67,6 +87,12 @@ export interface NemesisTarget {
   /** Whether some client operation that began at `since` or later has succeeded. */
   progressed(since: number): boolean;
 }
+
+/** A stuttering leader is stopped this long, then runs this long, over and over. */
+const STUTTER_STOP_MS = 300;
+const STUTTER_RUN_MS = 100;
+/** How long after the followers the leader loses power in `power-loss-leader-disk`. */
+const POWER_LOSS_STAGGER_MS = 100;
 
 /** After a fault heals, the next waits (this long at most) until the cluster has served a client again. */
 export const RECOVERY_WAIT_MS = 10_000;
@@ -149,6 +175,30 @@ export class Nemesis {
         heal = () => target.cut(undefined);
         break;
       }
+      case "stale-leader": {
+        // The leader is cut off from its peers (its clients still reach it) and stutters: stopped most
+        // of the time, as a starved VM or a process in GC pauses is. Its own clock of ticks hardly moves,
+        // so it believes it leads long after the others elected another and went on; what it may still
+        // answer on its own (reads, keepalives) must not claim more than its lease and the log allow.
+        const stale = leader ?? any;
+        target.cut(bothWays([stale], ids.filter((id) => id !== stale)));
+        let stuttering = true;
+        const stutter = (async () => {
+          while (stuttering) {
+            target.pause(stale);
+            await sleep(STUTTER_STOP_MS);
+            target.resume(stale);
+            await sleep(STUTTER_RUN_MS);
+          }
+        })();
+        what = `${stale} | rest, stuttering`;
+        heal = async () => {
+          stuttering = false;
+          await stutter;
+          target.cut(undefined);
+        };
+        break;
+      }
       case "one-way": {
         // The leader hears the others, but they do not hear it.
         const from = leader ?? any;
@@ -177,6 +227,7 @@ export class Nemesis {
           break;
         }
         const directory = target.dataDirectory(follower);
+        target.damaged(follower);
         if (fault.kind === "wipe") target.wipe(follower);
         else if (fault.kind === "bitflip") flipBit(directory, fault.pick);
         else tearTail(directory, fault.pick);
@@ -193,14 +244,30 @@ export class Nemesis {
         heal = async () => {
           for (const id of ids) await target.restart(id);
         };
-        const lost = ids.map((id) => {
-          try {
-            return String(losePower(target.dataDirectory(id))?.lostBytes ?? 0);
-          } catch (error) {
-            return `? (${(error as Error).message})`;
-          }
-        });
+        const lost = ids.map((id) => lostOnPowerLoss(target, id));
         what = `all (unsynced bytes lost: ${lost.join(", ")})`;
+        break;
+      }
+      case "power-loss-leader-disk": {
+        // Power fails on the followers first and on the leader a moment later, and the leader's disk does
+        // not come back (its machine is replaced): it restarts empty and rebuilds from the others. What it
+        // acknowledged in that moment rests on the followers' disks alone: each acknowledgement must have
+        // waited for a majority's fsync, not only the leader's. Not while a replica rebuilds or one is out
+        // of the configuration: too few trusted voters would be left (as with any lost disks).
+        const lastDown = leader ?? any;
+        const spared = this.outOfConfiguration.size > 0 || (await target.rebuilding());
+        await Promise.all(ids.filter((id) => id !== lastDown).map((id) => target.kill(id)));
+        await sleep(POWER_LOSS_STAGGER_MS);
+        await target.kill(lastDown);
+        const lost = ids.map((id) => lostOnPowerLoss(target, id));
+        if (!spared) {
+          target.damaged(lastDown);
+          target.wipe(lastDown);
+        }
+        what = `${lastDown} last${spared ? ", its disk spared (too few trusted voters would be left)" : ", its disk lost"} (unsynced bytes lost: ${lost.join(", ")})`;
+        heal = async () => {
+          for (const id of ids) await target.restart(id);
+        };
         break;
       }
       case "membership": {
@@ -238,6 +305,15 @@ export class Nemesis {
     await sleep(fault.durationMs);
     await heal();
     this.windows.push({ kind: fault.kind, target: what, start, end: this.clock() });
+  }
+}
+
+/** Cuts a stopped replica's log back to what it had synced, as a power cut would; what was lost, for the report. */
+function lostOnPowerLoss(target: NemesisTarget, id: string): string {
+  try {
+    return String(losePower(target.dataDirectory(id))?.lostBytes ?? 0);
+  } catch (error) {
+    return `? (${(error as Error).message})`;
   }
 }
 

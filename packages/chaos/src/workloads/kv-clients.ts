@@ -17,6 +17,16 @@ export function kvWorkerClients(urls: readonly string[], count: number): KvClien
   return Array.from({ length: count }, (_, worker) => new KvClient({ urls: [...urls], requestTimeoutMs: 500, operationTimeoutMs: worker % 2 === 0 ? 5_000 : 1_500 }));
 }
 
+/**
+ * One client per replica that knows only that replica, as a client running
+ * beside it would: it goes back to its replica after every failure (it still
+ * follows a leader hint), so when that replica is a deposed leader that
+ * does not know it yet, this client is still asking it.
+ */
+export function kvLocalClients(urls: readonly string[]): KvClient[] {
+  return urls.map((url) => new KvClient({ urls: [url], requestTimeoutMs: 500, operationTimeoutMs: 1_500 }));
+}
+
 /** A client for the reads after the faults healed: patient. */
 export function kvFinalClient(urls: readonly string[]): KvClient {
   return new KvClient({ urls: [...urls], requestTimeoutMs: 1_000, operationTimeoutMs: 15_000 });

@@ -106,9 +106,9 @@ export class LockWorkload implements Workload {
         session = undefined;
         continue;
       }
-      // Most holds are short; one in five lasts a second or two, long enough for a fault to strike while
-      // the lock is held (a leader lost, a session to renew through an election).
-      const writes = random.float() < 0.2 ? 10 + random.integer(10) : 1 + random.integer(3);
+      // Most holds are short; one in five lasts two to four seconds, long enough for a fault to strike while
+      // the lock is held and for what follows it (an election, a session renewed through it or expired).
+      const writes = random.float() < 0.2 ? 20 + random.integer(20) : 1 + random.integer(3);
       for (let write = writes; write > 0 && running(); write -= 1) {
         if (!this.stillHeld(held, grant)) break;
         this.write(grant, false);

@@ -1,14 +1,17 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { SeededRandom } from "@synod/core";
 import type { KvClient } from "@synod/app-kv";
 import { type CasRegisterInput, type CasRegisterOutput, type Operation, casRegisterModel, checkOperations } from "@synod/testkit";
 import type { CheckResult, OperationRecord } from "../run-record.js";
-import { classifyKvError, kvFinalClient, kvWorkerClients } from "./kv-clients.js";
+import { classifyKvError, kvFinalClient, kvLocalClients, kvWorkerClients } from "./kv-clients.js";
 import { type Workload, type WorkloadContext, explainFailure, recorded } from "./workload.js";
 
 /**
  * Compare-and-set registers on a few KV keys: each worker, one operation at
  * a time, reads (linearizable), writes, deletes, or compare-and-sets a key
- * to a value of its own from what it last saw there. Every call is recorded
+ * to a value of its own from what it last saw there. Beside them, a reader
+ * per replica reads through that replica alone (a deposed leader that
+ * answered reads from its own state would show here). Every call is recorded
  * for the linearizability check (per key: keys are independent) and for the
  * report. An operation with no answer stays open-ended in the history: it
  * may have taken effect.
@@ -27,8 +30,22 @@ export class RegisterWorkload implements Workload {
 
   async run(random: SeededRandom, running: () => boolean): Promise<void> {
     const clients = kvWorkerClients(this.context.urls, this.workers);
-    this.clients.push(...clients);
-    await Promise.all(clients.map((client, worker) => this.worker(worker, client, random.fork(), running)));
+    const readers = kvLocalClients(this.context.urls);
+    this.clients.push(...clients, ...readers);
+    await Promise.all([
+      ...clients.map((client, worker) => this.worker(worker, client, random.fork(), running)),
+      ...readers.map((client, reader) => this.reader(`local${reader}`, client, random.fork(), running)),
+    ]);
+  }
+
+  /** A reader's loop: linearizable reads of random keys through one replica. */
+  private async reader(id: string, client: KvClient, random: SeededRandom, running: () => boolean): Promise<void> {
+    while (running()) {
+      const key = this.keys[random.integer(this.keys.length)] as string;
+      const output = await this.record(id, key, { kind: "read" }, async () => ({ kind: "read", value: (await client.get(key))?.value ?? null }));
+      // A replica that refuses at once (down, or no leader to point to) is not asked again in a busy loop.
+      if (output === undefined) await sleep(20);
+    }
   }
 
   /** One worker's loop until `running()` turns false. */
