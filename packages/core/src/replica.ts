@@ -341,6 +341,12 @@ export class Replica {
     return sentAt + (this.options.leaseMs * (1 - drift)) / (1 + drift);
   }
 
+  /** While it leads, its log clock now: what its next batch or heartbeat would carry. Undefined otherwise. */
+  logClock(): number | undefined {
+    const leader = this.leader;
+    return this.role === "leader" && leader !== undefined ? leader.logTime(this.maxLogTime, this.clock.now()) : undefined;
+  }
+
   /** True while this replica leads under a lease that has not run out. */
   private holdsLease(): boolean {
     const expiry = this.leaseExpiry();

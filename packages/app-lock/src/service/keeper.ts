@@ -32,8 +32,8 @@ export type KeepaliveAnswer =
 
 /**
  * The leader's side of sessions. A keepalive is answered from memory, with
- * the time left on the session's *logged* deadline (never more than the log
- * would give a new leader), and noted; one `renew-sessions` entry per
+ * the time left on the session's *logged* deadline by the leader's log clock
+ * (never more than the log would give a new leader), and noted; one `renew-sessions` entry per
  * `renewEveryMs` extends every session noted since the last. When log time
  * makes something due on an idle log (a session's deadline, the end of a
  * lock-delay), the leader proposes a `tick` so that it happens.
@@ -80,7 +80,10 @@ export class SessionKeeper {
     if (session.secretHash !== secretHash) return { ok: false, error: lockErrors.sessionAuthFailed(id) };
     this.noted.add(id);
     if (this.bugs.has("keepalive-full-ttl")) return { ok: true, ttlMs: session.ttlMs, remainingMs: session.ttlMs };
-    return { ok: true, ttlMs: session.ttlMs, remainingMs: Math.max(0, session.deadline - this.clock.estimate()) };
+    // By the leader's own log clock, not the estimate: a successor's clock continues from it, and the estimate
+    // falls behind it when applying was late (a leader stopped between proposing and applying a batch).
+    const logTime = this.node.leaderLogTime ?? this.clock.estimate();
+    return { ok: true, ttlMs: session.ttlMs, remainingMs: Math.max(0, session.deadline - logTime) };
   }
 
   private run(): void {

@@ -281,6 +281,17 @@ export class SynodNode<Op = unknown, Test = unknown, Result = unknown, Query = u
     return this.host.time;
   }
 
+  /**
+   * While this replica leads, its log clock now: the log time its next batch
+   * would carry, and from which a successor's clock continues. Unlike
+   * `logTime` plus the time since it changed, it does not fall behind when
+   * applying was late (a process stopped between proposing a batch and
+   * applying it). Undefined unless it leads.
+   */
+  get leaderLogTime(): number | undefined {
+    return this.resetting ? undefined : this.replica?.logClock();
+  }
+
   on<K extends keyof NodeEvents>(event: K, listener: Listener<NodeEvents[K]>): () => void {
     this.listeners[event].add(listener);
     return () => this.listeners[event].delete(listener);
