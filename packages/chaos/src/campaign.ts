@@ -77,7 +77,7 @@ export async function runCampaign(options: CampaignOptions): Promise<RunRecord> 
     const rebuilds = new RebuildWatch(clock);
     // Patient: a change waits for a newcomer to catch up, and a retried request would find the first under way.
     admin = new SynodClient({ urls: cluster.urls, requestTimeoutMs: 70_000, operationTimeoutMs: 90_000 });
-    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuilds, lastRoles, (since) => workloads.some((workload) => succeededSince(workload.records, since)));
+    const target = nemesisTarget(cluster, proxies, paused, view, admin, rebuilds, (since) => workloads.some((workload) => succeededSince(workload.records, since)));
     const nemesis = new Nemesis(target, clock);
     const sampler = sampleRoles(cluster, view, paused, roles, lastRoles, rebuilds, clock, () => running);
     workloads = service.workloads({ urls: cluster.urls, clock });
@@ -145,7 +145,6 @@ function nemesisTarget(
   view: (url: string) => Promise<ReplicaView | undefined>,
   admin: SynodClient,
   rebuilds: RebuildWatch,
-  lastRoles: ReadonlyMap<string, string>,
   progressed: (since: number) => boolean,
 ): NemesisTarget {
   const ids = cluster.replicas.map((replica) => replica.id);
@@ -186,12 +185,12 @@ function nemesisTarget(
       const live = cluster.replicas.filter((replica) => replica.child !== undefined && !paused.has(replica.id));
       const answers = await Promise.all(
         live.map(async (replica) => {
-          // A replica busy rebuilding may be slow to answer: asked again, and taken as last seen if it never does.
+          // A replica busy rebuilding may be slow to answer: asked again (one seen rebuilding is a suspect already).
           for (let attempt = 0; attempt < 3; attempt += 1) {
             const seen = await view(replica.url);
             if (seen !== undefined) return seen.rebuilding === true;
           }
-          return lastRoles.get(replica.id) === "rebuilding";
+          return false;
         }),
       );
       return answers.some(Boolean);
@@ -264,9 +263,8 @@ async function sampleRoles(
           const seen = await view(replica.url);
           role = seen === undefined ? "unreachable" : seen.rebuilding === true ? "rebuilding" : (seen.role ?? "unknown");
         }
-        const previous = last.get(replica.id);
-        if (previous === role) return;
         rebuilds.note(replica.id, role);
+        if (last.get(replica.id) === role) return;
         last.set(replica.id, role);
         roles.push({ node: replica.id, time: clock(), role });
       }),

@@ -182,20 +182,28 @@ export class Nemesis {
         // answer on its own (reads, keepalives) must not claim more than its lease and the log allow.
         const stale = leader ?? any;
         target.cut(bothWays([stale], ids.filter((id) => id !== stale)));
+        what = `${stale} | rest, stuttering`;
         let stuttering = true;
         const stutter = (async () => {
-          while (stuttering) {
-            target.pause(stale);
-            await sleep(STUTTER_STOP_MS);
-            target.resume(stale);
-            await sleep(STUTTER_RUN_MS);
+          try {
+            while (stuttering) {
+              target.pause(stale);
+              await sleep(STUTTER_STOP_MS);
+              target.resume(stale);
+              await sleep(STUTTER_RUN_MS);
+            }
+          } catch (error) {
+            // It exited on its own (the checks will say why): nothing left to stop or start.
+            what = `${stale} | rest, stuttering until it exited (${(error as Error).message})`;
           }
         })();
-        what = `${stale} | rest, stuttering`;
         heal = async () => {
           stuttering = false;
-          await stutter;
-          target.cut(undefined);
+          try {
+            await stutter;
+          } finally {
+            target.cut(undefined);
+          }
         };
         break;
       }
@@ -221,8 +229,8 @@ export class Nemesis {
         // while another replica rebuilds, a second loss could leave too few trusted voters ever to elect
         // a leader (as losing a majority's disks would), so the fault is a plain kill then.
         await target.kill(follower);
-        if (await target.rebuilding()) {
-          what = `${follower} (disk spared: another replica is rebuilding)`;
+        if (this.outOfConfiguration.size > 0 || (await target.rebuilding())) {
+          what = `${follower} (disk spared: another replica is rebuilding, or out of the configuration)`;
           heal = () => target.restart(follower);
           break;
         }
@@ -254,8 +262,9 @@ export class Nemesis {
         // acknowledged in that moment rests on the followers' disks alone: each acknowledgement must have
         // waited for a majority's fsync, not only the leader's. Not while a replica rebuilds or one is out
         // of the configuration: too few trusted voters would be left (as with any lost disks).
-        const lastDown = leader ?? any;
         const spared = this.outOfConfiguration.size > 0 || (await target.rebuilding());
+        // Asked again: the leader may have changed while the replicas were asked whether they rebuild.
+        const lastDown = (await target.leader()) ?? leader ?? any;
         await Promise.all(ids.filter((id) => id !== lastDown).map((id) => target.kill(id)));
         await sleep(POWER_LOSS_STAGGER_MS);
         await target.kill(lastDown);
@@ -264,7 +273,7 @@ export class Nemesis {
           target.damaged(lastDown);
           target.wipe(lastDown);
         }
-        what = `${lastDown} last${spared ? ", its disk spared (too few trusted voters would be left)" : ", its disk lost"} (unsynced bytes lost: ${lost.join(", ")})`;
+        what = `${lastDown} last, ${spared ? "(disk spared: another replica is rebuilding, or out of the configuration)" : "its disk lost"} (unsynced bytes lost: ${lost.join(", ")})`;
         heal = async () => {
           for (const id of ids) await target.restart(id);
         };

@@ -20,10 +20,15 @@ export class RebuildWatch {
     this.suspects.add(id);
   }
 
-  /** A sampled change of `id`'s role. */
+  /** A sampled role of `id` (every sample, not only changes: a down period the sampler missed must not leave a suspect forever). */
   note(id: string, role: string): void {
+    const now = this.clock();
     if (role === "rebuilding") this.suspects.add(id);
-    else if (role !== "down" && role !== "unreachable" && role !== "paused" && this.suspects.delete(id)) this.finishedAt.set(id, this.clock());
+    else if (role === "down" || role === "unreachable") {
+      // Gone again before it had served long enough: its end of rebuild may still not be on its disk.
+      const finished = this.finishedAt.get(id);
+      if (finished !== undefined && now - finished < REBUILD_SETTLE_MS) this.suspects.add(id);
+    } else if (role !== "paused" && this.suspects.delete(id)) this.finishedAt.set(id, now);
   }
 
   mayBeRebuilding(): boolean {

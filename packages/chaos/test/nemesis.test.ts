@@ -101,7 +101,7 @@ describe("faults aimed at known bugs", () => {
     const nemesis = await strike(target, "power-loss-leader-disk", 10);
     expect(events.filter((event) => event.startsWith("wipe") || event.startsWith("damaged"))).toEqual([]);
     expect(events.filter((event) => event.startsWith("kill")).at(-1)).toBe("kill n1");
-    expect(nemesis.windows[0]?.target).toContain("its disk spared");
+    expect(nemesis.windows[0]?.target).toContain("(disk spared: another replica is rebuilding");
   });
 });
 
@@ -132,6 +132,24 @@ describe("RebuildWatch", () => {
     expect(watch.mayBeRebuilding()).toBe(true);
     watch.note("n1", "leader");
     now += REBUILD_SETTLE_MS;
+    expect(watch.mayBeRebuilding()).toBe(false);
+  });
+
+  it("suspects again a replica that goes down before it has served for the settling time", () => {
+    let now = 0;
+    const watch = new RebuildWatch(() => now);
+    watch.note("n3", "rebuilding");
+    now = 500;
+    watch.note("n3", "follower");
+    now = 1_000;
+    watch.note("n3", "down");
+    now = 10_000;
+    expect(watch.mayBeRebuilding()).toBe(true);
+    watch.note("n3", "follower");
+    expect(watch.mayBeRebuilding()).toBe(true);
+    now += REBUILD_SETTLE_MS;
+    // Down after it had served long enough: no longer a suspect.
+    watch.note("n3", "down");
     expect(watch.mayBeRebuilding()).toBe(false);
   });
 });

@@ -69,7 +69,7 @@ export function campaignSummary(records: readonly RunRecord[]): string {
   for (const record of records) systems.set(record.system, (systems.get(record.system) ?? 0) + 1);
   const lines = [
     `${records.length} runs (${[...systems].map(([system, count]) => `${count} × ${system}`).join(", ")}): ${passed} passed, ${records.length - passed} failed; ${formatSeconds(records.reduce((sum, record) => sum + record.durationMs, 0))} in all`,
-    `faults: ${faults.reduce((sum, [, count]) => sum + count, 0)} (${faults.map(([kind, count]) => `${count} ${kind}`).join(", ")}); ${substituted(records)} of them struck as a plain kill (a replica was rebuilding)`,
+    `faults: ${faults.reduce((sum, [, count]) => sum + count, 0)} (${faults.map(([kind, count]) => `${count} ${kind}`).join(", ")}); ${substituted(records)} of them struck with every disk spared (a plain kill, or a power loss) because a replica was rebuilding or out of the configuration`,
     `operations: ${operations}`,
     ...[...byWorkload].map(([workload, list]) => {
       const outcomes = outcomeCounts(list);
@@ -79,7 +79,7 @@ export function campaignSummary(records: readonly RunRecord[]): string {
   return lines.join("\n");
 }
 
-/** Disk and membership faults the nemesis made plain kills, because another replica was rebuilding. */
+/** Disk and membership faults the nemesis struck sparing every disk (as plain kills, or a power loss keeping the leader's disk): too few trusted voters would have been left. */
 function substituted(records: readonly RunRecord[]): number {
   return records.reduce((sum, record) => sum + record.faults.filter((fault) => /\((disk spared|killed instead)/.test(fault.target)).length, 0);
 }

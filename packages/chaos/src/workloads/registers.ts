@@ -10,8 +10,10 @@ import { type Workload, type WorkloadContext, explainFailure, recorded } from ".
  * Compare-and-set registers on a few KV keys: each worker, one operation at
  * a time, reads (linearizable), writes, deletes, or compare-and-sets a key
  * to a value of its own from what it last saw there. Beside them, a reader
- * per replica reads through that replica alone (a deposed leader that
- * answered reads from its own state would show here). Every call is recorded
+ * per replica whose client knows only that replica: it follows a leader
+ * hint, and after any failure asks its replica again, so a deposed leader
+ * that does not know it yet is still asked (one that answered reads from its
+ * own state would show here). Every call is recorded
  * for the linearizability check (per key: keys are independent) and for the
  * report. An operation with no answer stays open-ended in the history: it
  * may have taken effect.
