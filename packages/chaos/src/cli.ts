@@ -102,7 +102,10 @@ for (let run = 0; run < runs; run += 1) {
   } catch (error) {
     // The run itself broke (a cluster that never started, say): a failure, and the next run goes on.
     failed += 1;
-    process.stdout.write(`seed ${seed} · the run stopped: ${(error as Error).message.split("\n")[0]}\n  replay: ${replay}\n`);
+    // The whole message: a replica that would not start says why in the log lines after the first.
+    const lines = (error as Error).message.split("\n");
+    const detail = lines.slice(1, 41).map((line) => `    ${line}`).join("\n");
+    process.stdout.write(`seed ${seed} · the run stopped: ${lines[0]}\n${detail === "" ? "" : `${detail}\n`}  replay: ${replay}\n`);
   } finally {
     rmSync(workDirectory, { recursive: true, force: true });
   }
