@@ -7,7 +7,7 @@
 import { SeededRandom } from "@synod/core";
 import { runScript, sleep, until } from "@synod/testkit/processes";
 import { expect, it } from "vitest";
-import { KvCluster, bundleCli, logLines, perTestCluster } from "./cluster.js";
+import { KvCluster, type Replica, bundleCli, logLines, perTestCluster } from "./cluster.js";
 import { briefReport, checkKeyHistories } from "./fault-helpers.js";
 import { newRecording, recordFinalReads, runWorker } from "./workload.js";
 
@@ -135,4 +135,49 @@ it("a snapshot transfer killed halfway goes on where it stopped when the replica
   clients.push(local);
   await until(async () => (await local.get("big599", { serializable: true }))?.value === `599:${filler}`, 10_000, "n4 to serve the latest write");
   expect((await local.get("big0", { serializable: true }))?.value).toBe(`0:${filler}`);
+});
+
+// The fault campaign's seed 7008 got stuck here: the replica applied the configuration without n2 in a Ready
+// of its own, and then a connection from n2 dropped and was refused ("n2 is not a member"). This test does
+// not force that timing (it passes on the old code too); `server/test/peers.test.ts` holds the rule.
+it("a replica that re-learns the log through the removal of the replica leading now (added back since) still hears that leader, and catches up", { timeout: 120_000 }, async () => {
+  // No snapshots: a replica that lost its disk re-learns the whole log, the removal included.
+  const cluster = (context.cluster = await KvCluster.start({ flags: ["--snapshot-every-slots", "0"] }));
+  const writer = cluster.client({ requestTimeoutMs: 1_000, operationTimeoutMs: 20_000 });
+  clients.push(writer);
+  await writer.put("k", "v0");
+
+  // n2 taken out of the configuration and brought back wiped, as an operator would.
+  await members("remove", "n2");
+  await cluster.kill("n2");
+  cluster.wipe("n2");
+  // Enough slots between the removal and the return that catching up through them takes many round trips.
+  await Promise.all(Array.from({ length: 8 }, async (_, worker) => {
+    for (let index = 0; index < 250; index += 1) await writer.put(`filler${worker}`, `${index}`);
+  }));
+  const n2 = await cluster.join("n2");
+  await members("add", `n2=${n2.url}`);
+  await writer.put("k", "v1");
+
+  // n2 leads: whoever else leads is stopped until it does.
+  let leader = await cluster.waitForLeader();
+  for (let attempt = 0; attempt < 10 && leader !== "n2"; attempt += 1) {
+    await cluster.kill(leader);
+    const next = await cluster.waitForLeader();
+    await cluster.restart(leader);
+    leader = next === "n2" ? next : await cluster.waitForLeader();
+  }
+  expect(leader).toBe("n2");
+
+  // Another replica loses its disk. Re-learning the log from n2, it passes the configuration without n2.
+  const victim = cluster.replicas.find((replica) => replica.id !== "n2") as Replica;
+  const restartedAt = victim.logs.length;
+  await cluster.kill(victim.id);
+  cluster.wipe(victim.id);
+  await cluster.restart(victim.id);
+  await writer.put("k", "v2");
+  const local = cluster.client({ urls: [victim.url], requestTimeoutMs: 1_000, operationTimeoutMs: 5_000 });
+  clients.push(local);
+  await until(async () => (await local.get("k", { serializable: true }).catch(() => undefined))?.value === "v2", 20_000, `${victim.id} to catch up from n2`);
+  expect(logLines(victim, "peer rejected", restartedAt).filter((line) => line.reason === "n2 is not a member")).toEqual([]);
 });

@@ -5,6 +5,7 @@ import { type ClientHandler, type Logger, SynodServer, WsTransport, jsonLogger, 
 import { ConfigError, type ServerConfig, parseServerConfig } from "./config.js";
 import { withMembership } from "./membership-admin.js";
 import { MetricsRegistry } from "./metrics.js";
+import { peersToReach } from "./peers.js";
 
 /** A running replica: the Paxos node, its listener, transport and storage. */
 export interface RunningServer<Op, Test, Result, Query, QueryResult> {
@@ -188,15 +189,26 @@ export async function startServer<Op, Test, Result, Query, QueryResult>(
     } else if (progress.kind === "installed") logger.info("snapshot installed", { from: progress.from, slot: progress.slot, bytes: progress.size });
     else if (progress.kind === "rejected") logger.warn("snapshot chunk rejected", { from: progress.from, reason: progress.reason });
   });
-  // Members come and go through the log: dial and accept exactly the members of the configuration
-  // chosen last (the replicas given at start too, until a configuration names them).
+  // Members come and go through the log: dial and accept the members of the configuration chosen
+  // last (the replicas given at start too, until a configuration names them), and the leader this
+  // replica last followed (see `peersToReach`).
+  let members = config.members.map((member) => member.id);
+  let followed: string | undefined;
+  const reachPeers = () => {
+    const peers = peersToReach(members, followed, urls);
+    transport.setPeers(peers);
+    server.setPeers(peers.map((peer) => peer.id));
+  };
+  node.on("leader", (leader) => {
+    if (leader === undefined || leader === followed) return;
+    followed = leader;
+    reachPeers();
+  });
   node.on("config", (chosen) => {
     const endpoints = { ...Object.fromEntries(config.members.map((member) => [member.id, member.url])), ...chosen.endpoints };
-    const members = [...new Set([...chosen.voters, ...chosen.learners, config.id])];
-    const known = members.filter((id) => endpoints[id] !== undefined);
-    for (const id of known) urls.set(id, endpoints[id] as string);
-    transport.setPeers(known.map((id) => ({ id, url: endpoints[id] as string })));
-    server.setPeers(known);
+    members = [...new Set([...chosen.voters, ...chosen.learners, config.id])].filter((id) => endpoints[id] !== undefined);
+    for (const id of members) urls.set(id, endpoints[id] as string);
+    reachPeers();
     logger.info("configuration changed", { id: chosen.id, voters: chosen.voters, learners: chosen.learners });
   });
   if (config.injectDivergenceAt !== undefined) await injectDivergence(node, stateMachine, config.injectDivergenceAt, logger);
