@@ -41,12 +41,24 @@ function pnpm(args: readonly string[], timeoutMs: number): Promise<{ code: numbe
   });
 }
 
+/** The failed checks of every run reported under `out`, with their details: the report itself is removed after the test. */
+function failedChecks(out: string): string {
+  return readdirSync(out)
+    .filter((name) => existsSync(join(out, name, "run.json")))
+    .flatMap((name) => {
+      const run = JSON.parse(readFileSync(join(out, name, "run.json"), "utf8")) as { checks: { name: string; passed: boolean; detail: string }[] };
+      return run.checks.filter((check) => !check.passed).map((check) => `${name}: FAILED ${check.name}\n${check.detail.slice(0, 4_000)}`);
+    })
+    .join("\n\n");
+}
+
 it("`pnpm chaos --seconds 120` (app-kv: registers, append lists, bank transfers; every kind of fault) passes and writes its report", { timeout: 600_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), "synod-chaos-cli-"));
   directories.push(out);
   const seed = seedFrom("SYNOD_CHAOS_SEED");
   const { code, output } = await pnpm(["chaos", "--seconds", "120", "--seed", String(seed), "--out", out], 540_000);
   console.log(output.trim().split("\n").slice(-4).join("\n"));
+  if (code !== 0) console.log(failedChecks(out));
   expect(code, `replay: SYNOD_CHAOS_SEED=${seed}\n${output.slice(-6_000)}`).toBe(0);
   expect(output).toContain("1 run, 0 failed");
   const [report] = readdirSync(out);
