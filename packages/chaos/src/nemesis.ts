@@ -133,6 +133,20 @@ export class Nemesis {
     }
   }
 
+  /**
+   * Whether a disk must not be lost now: while a replica rebuilds (or may),
+   * or one is out of the configuration, another lost disk could leave too
+   * few trusted voters ever to elect a leader again.
+   */
+  private async diskMustBeSpared(): Promise<boolean> {
+    return this.outOfConfiguration.size > 0 || (await this.target.rebuilding());
+  }
+
+  /** Starts every replica again, one after another (each back once it answers). */
+  private async restartAll(): Promise<void> {
+    for (const id of this.target.ids) await this.target.restart(id);
+  }
+
   private async strike(fault: PlannedFault): Promise<void> {
     const target = this.target;
     const ids = target.ids;
@@ -229,7 +243,7 @@ export class Nemesis {
         // while another replica rebuilds, a second loss could leave too few trusted voters ever to elect
         // a leader (as losing a majority's disks would), so the fault is a plain kill then.
         await target.kill(follower);
-        if (this.outOfConfiguration.size > 0 || (await target.rebuilding())) {
+        if (await this.diskMustBeSpared()) {
           what = `${follower} (disk spared: another replica is rebuilding, or out of the configuration)`;
           heal = () => target.restart(follower);
           break;
@@ -249,9 +263,7 @@ export class Nemesis {
         // Anything acknowledged must have been durable on a majority, and survives.
         await Promise.all(ids.map((id) => target.kill(id)));
         // Whatever happens to one replica's log, every replica starts again.
-        heal = async () => {
-          for (const id of ids) await target.restart(id);
-        };
+        heal = () => this.restartAll();
         const lost = ids.map((id) => lostOnPowerLoss(target, id));
         what = `all (unsynced bytes lost: ${lost.join(", ")})`;
         break;
@@ -262,7 +274,7 @@ export class Nemesis {
         // acknowledged in that moment rests on the followers' disks alone: each acknowledgement must have
         // waited for a majority's fsync, not only the leader's. Not while a replica rebuilds or one is out
         // of the configuration: too few trusted voters would be left (as with any lost disks).
-        const spared = this.outOfConfiguration.size > 0 || (await target.rebuilding());
+        const spared = await this.diskMustBeSpared();
         // Asked again: the leader may have changed while the replicas were asked whether they rebuild.
         const lastDown = (await target.leader()) ?? leader ?? any;
         await Promise.all(ids.filter((id) => id !== lastDown).map((id) => target.kill(id)));
@@ -274,9 +286,7 @@ export class Nemesis {
           target.wipe(lastDown);
         }
         what = `${lastDown} last, ${spared ? "(disk spared: another replica is rebuilding, or out of the configuration)" : "its disk lost"} (unsynced bytes lost: ${lost.join(", ")})`;
-        heal = async () => {
-          for (const id of ids) await target.restart(id);
-        };
+        heal = () => this.restartAll();
         break;
       }
       case "membership": {

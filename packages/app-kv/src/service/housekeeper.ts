@@ -55,7 +55,7 @@ export class Housekeeper {
     this.intervalMs = options.intervalMs ?? 100;
     this.retainRevisions = options.retainRevisions ?? 100_000;
     this.compactEveryMs = options.compactEveryMs ?? 5_000;
-    this.clock = new LogTimeEstimator(() => node.logTime);
+    this.clock = new LogTimeEstimator(node);
     this.timer = setInterval(() => this.run(), this.intervalMs);
     this.timer.unref?.();
   }

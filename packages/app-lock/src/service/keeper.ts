@@ -32,11 +32,12 @@ export type KeepaliveAnswer =
 
 /**
  * The leader's side of sessions. A keepalive is answered from memory, with
- * the time left on the session's *logged* deadline by the leader's log clock
- * (never more than the log would give a new leader), and noted; one `renew-sessions` entry per
- * `renewEveryMs` extends every session noted since the last. When log time
- * makes something due on an idle log (a session's deadline, the end of a
- * lock-delay), the leader proposes a `tick` so that it happens.
+ * the time left on the session's *logged* deadline by the leader's log
+ * clock (never more than the log would give a new leader), and noted; one
+ * `renew-sessions` entry per `renewEveryMs` extends every session noted
+ * since the last. When log time makes something due on an idle log (a
+ * session's deadline, the end of a lock-delay), the leader proposes a `tick`
+ * so that it happens.
  *
  * A new leader starts from the deadlines in the log and from the log clock
  * its predecessor's heartbeats carried (core keeps it between batches): a
@@ -58,7 +59,7 @@ export class SessionKeeper {
     private readonly log: { warn(message: string, fields?: Record<string, unknown>): void },
     options: KeeperOptions = {},
   ) {
-    this.clock = new LogTimeEstimator(() => node.logTime);
+    this.clock = new LogTimeEstimator(node);
     this.renewEveryMs = options.renewEveryMs ?? 250;
     this.bugs = options.bugs ?? new Set();
     this.timer = setInterval(() => this.run(), options.intervalMs ?? 25);
@@ -80,10 +81,7 @@ export class SessionKeeper {
     if (session.secretHash !== secretHash) return { ok: false, error: lockErrors.sessionAuthFailed(id) };
     this.noted.add(id);
     if (this.bugs.has("keepalive-full-ttl")) return { ok: true, ttlMs: session.ttlMs, remainingMs: session.ttlMs };
-    // By the leader's own log clock, not the estimate: a successor's clock continues from it, and the estimate
-    // falls behind it when applying was late (a leader stopped between proposing and applying a batch).
-    const logTime = this.node.leaderLogTime ?? this.clock.estimate();
-    return { ok: true, ttlMs: session.ttlMs, remainingMs: Math.max(0, session.deadline - logTime) };
+    return { ok: true, ttlMs: session.ttlMs, remainingMs: Math.max(0, session.deadline - this.clock.estimate()) };
   }
 
   private run(): void {
